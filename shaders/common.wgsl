@@ -1,0 +1,13 @@
+// Shared helpers, pulled in with `#include "common"`.
+// 16-bit weights are stored two per u32 (element 2i in the low half, 2i+1 in the high half).
+// Define W_F16 for IEEE half weights; otherwise bfloat16 (exact: unpacking is a shift).
+
+#ifdef W_F16
+fn unpack_w(p: u32) -> vec2<f32> { return unpack2x16float(p); }
+#else
+fn unpack_w(p: u32) -> vec2<f32> {
+  return vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u));
+}
+#endif
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }

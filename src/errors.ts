@@ -1,0 +1,66 @@
+/**
+ * Typed errors of visualrwkv-web. Every error thrown by the engine is one of these classes, so callers can
+ * `instanceof`-check them; the worker re-raises them on the main thread as the same classes (by `name`).
+ *
+ * @example
+ * try { await loadModel(src) } catch (e) { if (e instanceof WeightsFormatError) showBadFile(e.message) }
+ */
+export class VisualRwkvError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The checkpoint is truncated, corrupt, mis-shaped or lacks a required key. The message names the key/offset. */
+export class WeightsFormatError extends VisualRwkvError {}
+
+/** A `.pth` pickle references a global outside the small allow-list needed to rebuild a state dict of tensors. */
+export class UnsafePickleError extends VisualRwkvError {
+  constructor(
+    /** The refused global, e.g. `os.system`. */
+    public readonly global: string,
+    message?: string,
+  ) {
+    super(message ?? `refusing to load pickle: it references the global '${global}', which is not allowed`);
+  }
+}
+
+/** A tensor dtype the engine does not handle (e.g. int64 weights). */
+export class UnsupportedDtypeError extends VisualRwkvError {}
+
+/** Tensor shapes passed to a kernel or API call are inconsistent. */
+export class ShapeError extends VisualRwkvError {}
+
+/** No WebGPU adapter/device is available in this environment. */
+export class WebGPUUnavailableError extends VisualRwkvError {}
+
+/** The GPU device was lost (driver reset, tab backgrounded too long, out of memory). Recreate the engine. */
+export class DeviceLostError extends VisualRwkvError {}
+
+/** A WebGPU validation or out-of-memory error surfaced from the engine's own commands. */
+export class GpuValidationError extends VisualRwkvError {}
+
+/** Input longer than the configured context limit. */
+export class ContextOverflowError extends VisualRwkvError {}
+
+/** Bad arguments to the public API or CLI (unknown flag, malformed ids, ...). */
+export class InvalidArgumentError extends VisualRwkvError {}
+
+/** A generation was interrupted by `interrupt()`. */
+export class InterruptedError extends VisualRwkvError {}
+
+/** Every error class by name, for re-raising errors that crossed a worker boundary. */
+export const ERROR_CLASSES = {
+  VisualRwkvError,
+  WeightsFormatError,
+  UnsafePickleError,
+  UnsupportedDtypeError,
+  ShapeError,
+  WebGPUUnavailableError,
+  DeviceLostError,
+  GpuValidationError,
+  ContextOverflowError,
+  InvalidArgumentError,
+  InterruptedError,
+} as const;

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vite';
+
+const isolation = {
+  // Cross-origin isolation: needed later for multi-threaded onnxruntime-web WASM.
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+export default defineConfig({
+  server: { headers: isolation, host: '127.0.0.1', port: 5173 },
+  preview: { headers: isolation, host: '127.0.0.1', port: 4173 },
+  worker: { format: 'es' },
+  build: { outDir: 'dist/app', target: 'es2022' },
+});
