@@ -1,0 +1,143 @@
+/**
+ * The Node CLI (`npx visualrwkv ...`): the same kernels through Dawn.
+ *   run        greedy generation from the zero state → safetensors with prefill_logits_last, gen_ids, gen_logits
+ *   tokenize   --text-file <f> | --jsonl <f>
+ *   detokenize --ids <csv>
+ * Errors: one line naming the problem and a non-zero exit code; --debug prints the stack.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs, Args, parseIds } from './args';
+import { InvalidArgumentError, VisualRwkvError, ShapeError } from '../errors';
+import { nodeFileSource } from '../weights/node-source';
+import { openCheckpoint } from '../weights/checkpoint';
+import { parseSafetensors, writeSafetensors } from '../weights/safetensors';
+import { toF32 } from '../weights/dtype';
+import { createNodeGpu, releaseNodeGpu } from '../engine/node';
+import { adapterName } from '../engine/gpu';
+import { RwkvModel } from '../model/model';
+import { spliceImage, bidirectionalSpan, generateGreedy } from '../model/generate';
+import { loadDefaultTokenizer } from '../text/tokenizer';
+import { ProgressBar } from './progress';
+
+const USAGE = `usage:
+  visualrwkv run --model <.pth|.safetensors> --ids <csv; -200 = image> [--image-rows <file.safetensors>[:<tensor>]]
+                 [--bidirectional on|off] [--max-tokens N] [--stop-id ID]... --out <result.safetensors>
+  visualrwkv tokenize --text-file <file> | --jsonl <file>
+  visualrwkv detokenize --ids <csv>
+  add --debug to any command for stack traces`;
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    const p = parseArgs(argv, ['debug', 'help', 'quiet']);
+    if (p.flags.has('help') || !p.command) {
+      process.stdout.write(USAGE + '\n');
+      return p.command || p.flags.has('help') ? 0 : 2;
+    }
+    switch (p.command) {
+      case 'run':
+        await cmdRun(new Args(p, ['model', 'ids', 'image-rows', 'bidirectional', 'max-tokens', 'stop-id', 'out']), p.flags.has('quiet'));
+        return 0;
+      case 'tokenize':
+        await cmdTokenize(new Args(p, ['text-file', 'jsonl']));
+        return 0;
+      case 'detokenize':
+        cmdDetokenize(new Args(p, ['ids']));
+        return 0;
+      default:
+        throw new InvalidArgumentError(`unknown command '${p.command}' (run, tokenize, detokenize)`);
+    }
+  } catch (e) {
+    const err = e as Error;
+    if (debug) process.stderr.write((err.stack ?? String(err)) + '\n');
+    else process.stderr.write(`visualrwkv: ${describe(err)}\n`);
+    return err instanceof InvalidArgumentError ? 2 : 1;
+  }
+}
+
+function describe(err: Error): string {
+  const nodeErr = err as NodeJS.ErrnoException;
+  if (nodeErr.code === 'ENOENT') return `file not found: ${nodeErr.path ?? err.message}`;
+  const name = err instanceof VisualRwkvError ? `${err.name}: ` : '';
+  return (name + err.message).split('\n')[0]!;
+}
+
+async function readImageRows(spec: string, C: number): Promise<Float32Array[]> {
+  const colon = spec.lastIndexOf(':');
+  const [file, tensor] = colon > 0 ? [spec.slice(0, colon), spec.slice(colon + 1)] : [spec, undefined];
+  const tensors = parseSafetensors(new Uint8Array(await readFile(file)), file);
+  let t = tensor ? tensors.get(tensor) : tensors.size === 1 ? [...tensors.values()][0] : tensors.get('image_rows');
+  if (!t) throw new InvalidArgumentError(`${file}: no tensor ${tensor ?? 'image_rows'} (has: ${[...tensors.keys()].join(', ')})`);
+  if (t.shape.length !== 2 || t.shape[1] !== C) throw new ShapeError(`${file}: image rows have shape [${t.shape}], expected [n, ${C}]`);
+  const all = toF32(t);
+  return Array.from({ length: t.shape[0]! }, (_, i) => all.subarray(i * C, (i + 1) * C));
+}
+
+async function cmdRun(a: Args, quiet: boolean): Promise<void> {
+  const modelPath = a.need('model');
+  const ids = parseIds(a.need('ids'));
+  const out = a.need('out');
+  const maxTokens = a.int('max-tokens', 16)!;
+  if (maxTokens < 1) throw new InvalidArgumentError('--max-tokens must be at least 1');
+  const stopIds = a.all('stop-id').map((s) => parseIds(s, '--stop-id')).flat();
+  const bidiFlag = a.onOff('bidirectional');
+  const ckpt = await openCheckpoint(await nodeFileSource(modelPath));
+  const gpu = await createNodeGpu();
+  try {
+    const bar = quiet ? null : new ProgressBar(`loading ${ckpt.name} on ${adapterName(gpu)}`);
+    const model = await RwkvModel.load(gpu, ckpt, { onProgress: (p) => bar?.update(p.loaded, p.total) });
+    bar?.done();
+    const rowsSpec = a.get('image-rows');
+    const rows = rowsSpec ? await readImageRows(rowsSpec, model.cfg.C) : null;
+    const spliced = spliceImage(ids, rows);
+    const bidirectional = spliced.image && (bidiFlag ?? model.cfg.arch === 'rwkv6') ? bidirectionalSpan(spliced.image) : undefined;
+    const res = await generateGreedy(model, spliced.inputs, { bidirectional, maxTokens, stopIds });
+    const V = model.cfg.V;
+    const genLogits = new Float32Array(res.logits.length * V);
+    res.logits.forEach((l, i) => genLogits.set(l, i * V));
+    await writeFile(
+      out,
+      writeSafetensors({
+        prefill_logits_last: { dtype: 'F32', shape: [V], data: res.prefillLogits },
+        gen_ids: { dtype: 'I32', shape: [res.ids.length], data: new Int32Array(res.ids) },
+        gen_logits: { dtype: 'F32', shape: [res.ids.length, V], data: genLogits },
+      }),
+    );
+    if (!quiet) process.stderr.write(`generated ${res.ids.length} ids: ${res.ids.join(',')} → ${out}\n`);
+    model.destroy();
+  } finally {
+    releaseNodeGpu(gpu);
+  }
+}
+
+async function cmdTokenize(a: Args): Promise<void> {
+  const tok = loadDefaultTokenizer();
+  const textFile = a.get('text-file');
+  const jsonl = a.get('jsonl');
+  if ((textFile === undefined) === (jsonl === undefined)) throw new InvalidArgumentError('tokenize needs exactly one of --text-file or --jsonl');
+  if (textFile !== undefined) {
+    const text = await readFile(textFile, 'utf8');
+    process.stdout.write(JSON.stringify(tok.encode(text)) + '\n');
+    return;
+  }
+  const lines = (await readFile(jsonl!, 'utf8')).split('\n');
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    let s: unknown;
+    try {
+      s = JSON.parse(line);
+    } catch {
+      throw new InvalidArgumentError(`${jsonl}:${i + 1}: not valid JSON`);
+    }
+    if (typeof s !== 'string') throw new InvalidArgumentError(`${jsonl}:${i + 1}: expected a JSON string`);
+    out.push(JSON.stringify(tok.encode(s)));
+  });
+  process.stdout.write(out.map((l) => l + '\n').join(''));
+}
+
+function cmdDetokenize(a: Args): void {
+  const tok = loadDefaultTokenizer();
+  const ids = parseIds(a.need('ids'));
+  process.stdout.write(tok.decode(ids));
+}

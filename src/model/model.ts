@@ -1,0 +1,219 @@
+/**
+ * The RWKV language model on the GPU: weights, one live RNN state, and the forward driver.
+ * Inputs are a sequence of token ids or raw Float32Array rows (image rows before ln0; spec §6.3).
+ * Prefill runs layer-major over segments of up to `maxRows` rows; decode is the same with T = 1.
+ * Bidirectional image scan (spec §8): the image span is one segment; on odd layers its patch rows are reversed
+ * before the block and restored after, so token shift and WKV state follow the reversed order.
+ */
+import type { Gpu } from '../engine/gpu';
+import { assertAlive } from '../engine/gpu';
+import { readF32, writeBuffer } from '../engine/buffers';
+import { submit, type Op } from '../engine/op';
+import { ContextOverflowError, InvalidArgumentError, ShapeError, WeightsFormatError } from '../errors';
+import type { Checkpoint } from '../weights/checkpoint';
+import { readModelConfig, type ModelConfig } from './config';
+import { TensorReader, type LoadProgress } from './upload';
+import { RnnState } from './state';
+import { createScratch, destroyScratch, type Scratch } from './scratch';
+import { loadRwkv6Layer, rwkv6LayerOps, type Rwkv6Layer } from './rwkv6';
+import type { GpuMatrix } from '../kernels/types';
+import { embedOp, reverseRowsOp } from '../kernels/rows';
+import { layerNormOp } from '../kernels/layer_norm';
+import { matmulOp } from '../kernels/matmul';
+
+/** A token id or a raw input row of length C (e.g. a projected image row, before ln0). */
+export type InputRow = number | Float32Array;
+
+export interface BidirectionalSpan {
+  /** Index (in this prefill's inputs) of the first image row. */
+  start: number;
+  /** Number of rows reversed on odd layers: the image rows except the last (CLS) row. */
+  count: number;
+}
+
+export interface PrefillOptions {
+  /** v6.0 bidirectional image scan over this span (spec §8). */
+  bidirectional?: BidirectionalSpan;
+  /** Called between segments; throw (e.g. InterruptedError) to stop. The state then reflects the rows done so far. */
+  checkAbort?: () => void;
+  /** Compute and return the logits of the last row (default true). */
+  logits?: boolean;
+}
+
+export interface LoadModelOptions {
+  onProgress?: (p: LoadProgress) => void;
+  checkAbort?: () => void;
+  /** Rows per prefill segment (default 256). */
+  maxRows?: number;
+}
+
+interface Weights {
+  emb: GpuMatrix;
+  ln0: { weight: GPUBuffer; bias: GPUBuffer };
+  layers: Rwkv6Layer[];
+  lnOut: { weight: GPUBuffer; bias: GPUBuffer };
+  head: GpuMatrix;
+}
+
+export class RwkvModel {
+  readonly state: RnnState;
+  private scratch: Scratch;
+  private opCache = new Map<string, Op[]>();
+  /** Dispatches in the last op list built for decode (T = 1), per layer. */
+  dispatchesPerLayerToken = 0;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly cfg: ModelConfig,
+    private readonly w: Weights,
+    readonly maxRows: number,
+  ) {
+    this.state = new RnnState(gpu, cfg, 'state');
+    this.scratch = createScratch(gpu, cfg, maxRows);
+  }
+
+  /** Load an RWKV-6 checkpoint (full VisualRWKV, split `_rwkv.pth` or bare LM) tensor by tensor onto the GPU. */
+  static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
+    const cfg = readModelConfig(ckpt);
+    if (cfg.arch !== 'rwkv6') throw new WeightsFormatError(`${ckpt.name}: ${cfg.arch} models are not supported yet`);
+    const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort);
+    const { C, V } = cfg;
+    const emb = await r.matrix('emb.weight', V, C);
+    const ln0 = { weight: await r.vector('blocks.0.ln0.weight', [C]), bias: await r.vector('blocks.0.ln0.bias', [C]) };
+    const layers: Rwkv6Layer[] = [];
+    for (let i = 0; i < cfg.L; i++) layers.push(await loadRwkv6Layer(r, cfg, i));
+    const lnOut = { weight: await r.vector('ln_out.weight', [C]), bias: await r.vector('ln_out.bias', [C]) };
+    const head = await r.matrix('head.weight', V, C);
+    return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head }, opts.maxRows ?? 256);
+  }
+
+  /** Run inputs through the model from the current state; returns the logits after the last row. */
+  async prefill(inputs: readonly InputRow[], opts: PrefillOptions = {}): Promise<Float32Array | null> {
+    if (inputs.length === 0) throw new InvalidArgumentError('prefill needs at least one input row');
+    this.validate(inputs);
+    const segs = this.segments(inputs.length, opts.bidirectional);
+    let logits: Float32Array | null = null;
+    for (let si = 0; si < segs.length; si++) {
+      opts.checkAbort?.();
+      const [s, e, bidi] = segs[si]!;
+      const last = si === segs.length - 1 && opts.logits !== false;
+      await this.runSegment(inputs.slice(s, e), bidi ? opts.bidirectional!.count : 0, last);
+      if (last) logits = await readF32(this.gpu, this.scratch.logits, 0, this.cfg.V);
+    }
+    return logits;
+  }
+
+  /** Feed one token and return the next-token logits. */
+  async decode(id: number): Promise<Float32Array> {
+    return (await this.prefill([id]))!;
+  }
+
+  /** Zero the live state. */
+  reset(): void {
+    this.state.reset();
+  }
+
+  destroy(): void {
+    this.clearOpCache();
+    destroyScratch(this.scratch);
+    this.state.destroy();
+  }
+
+  private validate(inputs: readonly InputRow[]): void {
+    const { V, C } = this.cfg;
+    inputs.forEach((x, i) => {
+      if (typeof x === 'number') {
+        if (!Number.isInteger(x) || x < 0 || x >= V) throw new InvalidArgumentError(`input ${i}: token id ${x} is outside [0, ${V})`);
+      } else if (x.length !== C) {
+        throw new ShapeError(`input ${i}: row has ${x.length} values, the model's width C is ${C}`);
+      }
+    });
+  }
+
+  /** Split [0, n) into segments of ≤ maxRows; the bidirectional span (incl. its CLS row) is one segment. */
+  private segments(n: number, bidi?: BidirectionalSpan): [number, number, boolean][] {
+    const out: [number, number, boolean][] = [];
+    const push = (s: number, e: number) => {
+      for (let i = s; i < e; i += this.maxRows) out.push([i, Math.min(e, i + this.maxRows), false]);
+    };
+    if (!bidi) {
+      push(0, n);
+      return out;
+    }
+    const s = bidi.start;
+    const e = bidi.start + bidi.count + 1;
+    if (s < 0 || e > n || bidi.count < 0) throw new InvalidArgumentError(`bidirectional span [${s}, ${e}) is outside the ${n} inputs`);
+    push(0, s);
+    out.push([s, e, true]);
+    push(e, n);
+    return out;
+  }
+
+  private ensureRows(T: number): void {
+    if (T <= this.scratch.rows) return;
+    if (T > 16384) throw new ContextOverflowError(`an image span of ${T} rows is larger than the engine supports (16384)`);
+    this.clearOpCache();
+    destroyScratch(this.scratch);
+    this.scratch = createScratch(this.gpu, this.cfg, T);
+  }
+
+  private async runSegment(rows: readonly InputRow[], reverseCount: number, withLogits: boolean): Promise<void> {
+    assertAlive(this.gpu);
+    const T = rows.length;
+    this.ensureRows(T);
+    const s = this.scratch;
+    const C = this.cfg.C;
+    const ids = new Int32Array(T);
+    rows.forEach((x, t) => {
+      if (typeof x === 'number') ids[t] = x;
+      else {
+        ids[t] = -1;
+        writeBuffer(this.gpu, s.xin, t * C * 4, x);
+      }
+    });
+    writeBuffer(this.gpu, s.ids, 0, ids);
+    submit(this.gpu, this.ops(T, reverseCount, withLogits));
+  }
+
+  private ops(T: number, reverseCount: number, withLogits: boolean): Op[] {
+    const key = `${T}|${reverseCount}|${withLogits}`;
+    let ops = this.opCache.get(key);
+    if (ops) return ops;
+    if (this.opCache.size >= 8) this.clearOpCache();
+    const { gpu, cfg, w } = this;
+    const s = this.scratch;
+    const C = cfg.C;
+    ops = [
+      embedOp(gpu, { ids: s.ids, emb: w.emb, x: s.xin, T, label: 'emb' }),
+      layerNormOp(gpu, { x: s.xin, y: s.x, weight: w.ln0.weight, bias: w.ln0.bias, T, C, label: 'ln0' }),
+    ];
+    for (let i = 0; i < cfg.L; i++) {
+      const rev = reverseCount > 1 && i % 2 === 1;
+      if (rev) ops.push(reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.reverse` }));
+      const layerOps = rwkv6LayerOps(gpu, cfg, w.layers[i]!, this.state.layers[i]!, s, T, i);
+      if (T === 1) this.dispatchesPerLayerToken = layerOps.filter((o) => o.kind === 'kernel').length;
+      ops.push(...layerOps);
+      if (rev) ops.push(reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.unreverse` }));
+    }
+    if (withLogits) {
+      ops.push(layerNormOp(gpu, { x: s.x, y: s.lnOut, weight: w.lnOut.weight, bias: w.lnOut.bias, T: 1, C, rowOffset: T - 1, label: 'ln_out' }));
+      ops.push(matmulOp(gpu, { x: s.lnOut, w: w.head, y: s.logits, T: 1, label: 'head' }));
+    }
+    this.opCache.set(key, ops);
+    return ops;
+  }
+
+  private clearOpCache(): void {
+    for (const ops of this.opCache.values()) {
+      for (const op of ops) {
+        if (op.kind !== 'kernel') continue;
+        op.layout.forEach((k, i) => {
+          const b = op.bindings[i]!;
+          if (k === 'uniform') ('buffer' in b ? b.buffer : b).destroy();
+        });
+      }
+    }
+    this.opCache.clear();
+  }
+}
+
