@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         await cmdTokenize(new Args(p, ['text-file', 'jsonl']));
         return 0;
       case 'detokenize':
-        cmdDetokenize(new Args(p, ['ids']));
+        await cmdDetokenize(new Args(p, ['ids']));
         return 0;
       default:
         throw new InvalidArgumentError(`unknown command '${p.command}' (run, tokenize, detokenize)`);
@@ -111,7 +111,7 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
 }
 
 async function cmdTokenize(a: Args): Promise<void> {
-  const tok = loadDefaultTokenizer();
+  const tok = await loadDefaultTokenizer();
   const textFile = a.get('text-file');
   const jsonl = a.get('jsonl');
   if ((textFile === undefined) === (jsonl === undefined)) throw new InvalidArgumentError('tokenize needs exactly one of --text-file or --jsonl');
@@ -136,8 +136,8 @@ async function cmdTokenize(a: Args): Promise<void> {
   process.stdout.write(out.map((l) => l + '\n').join(''));
 }
 
-function cmdDetokenize(a: Args): void {
-  const tok = loadDefaultTokenizer();
+async function cmdDetokenize(a: Args): Promise<void> {
+  const tok = await loadDefaultTokenizer();
   const ids = parseIds(a.need('ids'));
   process.stdout.write(tok.decode(ids));
 }

@@ -4,7 +4,7 @@ import { loadDefaultTokenizer } from '../../src/text/tokenizer';
 import { v6ImagePrompt, v7ImagePrompt, normalizeQuestion, pyStrip, textTurn, IMAGE_TOKEN_V6 } from '../../src/text/prompt';
 import { fixturePath, readJson } from '../helpers/fixtures';
 
-const tok = loadDefaultTokenizer();
+const tok = await loadDefaultTokenizer();
 
 describe('prompt layouts (spec §7)', () => {
   // Every fixture case that records the official prompt: the same ids from the same question and position.
