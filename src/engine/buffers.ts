@@ -33,7 +33,7 @@ export function createUniform(gpu: Gpu, label: string, data: ArrayBufferView): G
 export function writeBuffer(gpu: Gpu, buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (bytes.byteLength % 4 === 0) {
-    gpu.device.queue.writeBuffer(buffer, offset, bytes);
+    gpu.device.queue.writeBuffer(buffer, offset, bytes as Uint8Array<ArrayBuffer>);
   } else {
     const padded = new Uint8Array(align(bytes.byteLength, 4));
     padded.set(bytes);
