@@ -50,6 +50,10 @@ export class InvalidArgumentError extends VisualRwkvError {}
 /** A generation was interrupted by `interrupt()`. */
 export class InterruptedError extends VisualRwkvError {}
 
+/** Image bytes that cannot be decoded: not an image, an unsupported format, corrupt or truncated data, or
+ *  dimensions above the decoder's limits (decompression-bomb guard). The message says which. */
+export class ImageDecodeError extends VisualRwkvError {}
+
 /** Every error class by name, for re-raising errors that crossed a worker boundary. */
 export const ERROR_CLASSES = {
   VisualRwkvError,
@@ -63,4 +67,5 @@ export const ERROR_CLASSES = {
   ContextOverflowError,
   InvalidArgumentError,
   InterruptedError,
+  ImageDecodeError,
 } as const;
