@@ -54,6 +54,10 @@ export class InterruptedError extends VisualRwkvError {}
  *  dimensions above the decoder's limits (decompression-bomb guard). The message says which. */
 export class ImageDecodeError extends VisualRwkvError {}
 
+/** The ONNX image encoder cannot be used: the runtime failed to start, the bytes are not a valid ONNX model, or the
+ *  model lacks the `pixel_values` → `last_hidden_state` interface. The message names the model and the cause. */
+export class EncoderLoadError extends VisualRwkvError {}
+
 /** Every error class by name, for re-raising errors that crossed a worker boundary. */
 export const ERROR_CLASSES = {
   VisualRwkvError,
@@ -68,4 +72,5 @@ export const ERROR_CLASSES = {
   InvalidArgumentError,
   InterruptedError,
   ImageDecodeError,
+  EncoderLoadError,
 } as const;
