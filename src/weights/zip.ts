@@ -22,6 +22,8 @@ const MAX_COMMENT = 0xffff;
 const MAX_CENTRAL_DIR = 256 << 20;
 /** Bytes read past the name when fetching a local header together with data (torch pads extra to 64 B alignment). */
 const LOCAL_EXTRA_SLACK = 256;
+/** Up to this many bytes, a member read fetches its local header in the same request (then copies the slice). */
+const COMBINED_READ_MAX = 1 << 20;
 
 /** One member as described by the central directory. */
 export interface ZipEntry {
@@ -208,6 +210,12 @@ export async function openZip(source: ByteSource): Promise<ZipArchive> {
   }
 
   const ranges = new Map<string, ZipDataRange>();
+  // Each member's bytes must end before the next local header (or the central directory): catches corrupt
+  // local extra lengths that would otherwise silently shift the data.
+  const limits = new Map<string, number>();
+  const byOffset = [...entries.values()].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  byOffset.forEach((ent, i) => limits.set(ent.name, byOffset[i + 1]?.localHeaderOffset ?? cdOffset));
+  const enc = new TextEncoder();
 
   const entryOf = (name: string): ZipEntry => {
     const ent = entries.get(name);
@@ -222,7 +230,7 @@ export async function openZip(source: ByteSource): Promise<ZipArchive> {
     return ent;
   };
 
-  /** Parse a local header at the start of `buf` (which was read at ent.localHeaderOffset). */
+  /** Parse a local header at the start of `buf` (read at ent.localHeaderOffset; holds at least header + name). */
   const parseLocal = (ent: ZipEntry, buf: Uint8Array): ZipDataRange => {
     const lv = view(buf);
     const at = ent.localHeaderOffset;
@@ -231,10 +239,16 @@ export async function openZip(source: ByteSource): Promise<ZipArchive> {
     }
     const n = lv.getUint16(26, true);
     const x = lv.getUint16(28, true);
+    const want = enc.encode(ent.name);
+    const got = buf.subarray(30, 30 + n);
+    if (n !== want.length || got.length !== n || got.some((b, i) => b !== want[i])) {
+      throw new WeightsFormatError(`${file}: zip local header at offset ${at} does not name '${ent.name}' (the directory and the file disagree)`);
+    }
     const range = { offset: at + 30 + n + x, size: ent.size };
-    if (range.offset + range.size > cdOffset) {
+    const limit = limits.get(ent.name)!;
+    if (range.offset + range.size > limit) {
       throw new WeightsFormatError(
-        `${file}: zip member '${ent.name}' data (offset ${range.offset}, ${range.size} bytes) runs into the central directory at ${cdOffset}; the file is corrupt`,
+        `${file}: zip member '${ent.name}' data (offset ${range.offset}, ${range.size} bytes) runs past the next header at ${limit}; the file is corrupt`,
       );
     }
     return range;
@@ -244,7 +258,7 @@ export async function openZip(source: ByteSource): Promise<ZipArchive> {
     const cached = ranges.get(name);
     if (cached) return cached;
     const ent = entryOf(name);
-    const r = parseLocal(ent, await source.read(ent.localHeaderOffset, Math.min(30, cdOffset - ent.localHeaderOffset)));
+    const r = parseLocal(ent, await source.read(ent.localHeaderOffset, 30 + enc.encode(name).length));
     ranges.set(name, r);
     return r;
   };
@@ -257,9 +271,11 @@ export async function openZip(source: ByteSource): Promise<ZipArchive> {
     }
     const cached = ranges.get(name);
     if (cached) return source.read(cached.offset + offset, n);
-    // Local header and data in one read: torch's local extra field is short (alignment padding), so read a little
-    // past the name and slice; fall back to a second read if the header turns out longer.
-    const guess = 30 + new TextEncoder().encode(name).length + LOCAL_EXTRA_SLACK;
+    // Big reads: local header first, then exactly the data (no copy of a large buffer).
+    if (offset + n > COMBINED_READ_MAX) return source.read((await dataRange(name)).offset + offset, n);
+    // Small reads: local header and data in one request (saves a round trip per tensor over HTTP). torch's local
+    // extra field is short (alignment padding), so read a little past the name and slice; a second read if longer.
+    const guess = 30 + enc.encode(name).length + LOCAL_EXTRA_SLACK;
     const want = Math.min(guess + offset + n, cdOffset - ent.localHeaderOffset);
     const buf = await source.read(ent.localHeaderOffset, want);
     const r = parseLocal(ent, buf);
