@@ -15,8 +15,10 @@ const SHADER = { name: 'wkv6', code };
 export const WKV6_MAX_N = 64;
 /**
  * Default chunk length of the chunked kernel. 16 keeps its workgroup memory (14.9 KB at N = 64) inside WebGPU's
- * default 16 KiB limit, so it runs on every adapter; the per-chunk cost of the exact intra-chunk matrix grows
- * with L while the barrier count per token falls as 4/L, and 16 vs 32 measured within noise on SwiftShader.
+ * default 16 KiB limit, so it runs on every adapter (32 needs 29 KB). Exactness makes the intra-chunk matrix cost
+ * one exp per (t, s, j) term, i.e. O(L) per token, while barriers per token fall as 4/L (seq: 2), so mid-size chunks
+ * win. On SwiftShader (T = 256, H = 2/8, min of 7 runs under load): seq 58/245 ms, L = 8 68/260, L = 16 61/276,
+ * L = 32 78/325 — CPU emulation does not reward the ILP; prefer 'seq' for T < 16 there and everywhere for decode.
  */
 export const WKV6_DEFAULT_CHUNK = 16;
 
