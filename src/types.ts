@@ -35,6 +35,8 @@ export interface GenerationSettings {
   maxTokens?: number;
   /** RNG seed (default: random). */
   seed?: number;
+  /** Attach to each chunk the logits its token was sampled from (large: V floats per token; for evals). */
+  recordLogits?: boolean;
 }
 
 export interface ChatRequest extends GenerationSettings {
@@ -72,6 +74,8 @@ export interface TokenChunk {
   /** The token id behind this chunk. */
   id: number;
   stats: ChunkStats;
+  /** The logits this token was sampled from, when `recordLogits` was set. */
+  logits?: Float32Array;
   /** Set on the last chunk: why generation ended. */
   done?: 'stop' | 'length' | 'interrupted';
 }

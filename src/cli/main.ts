@@ -22,6 +22,9 @@ import { ProgressBar } from './progress';
 const USAGE = `usage:
   visualrwkv run --model <.pth|.safetensors> --ids <csv; -200 = image> [--image-rows <file.safetensors>[:<tensor>]]
                  [--bidirectional on|off] [--max-tokens N] [--stop-id ID]... --out <result.safetensors>
+  visualrwkv chat --model <file> --encoder <file.onnx> --image <png|jpg> --question "<text>"
+                 [--position first|middle|last] [--bidirectional on|off] [--grid-size N]
+                 [--greedy | --temperature T --top-p P] [--max-tokens N] [--seed S] [--out result.safetensors]
   visualrwkv tokenize --text-file <file> | --jsonl <file>
   visualrwkv detokenize --ids <csv>
   add --debug to any command for stack traces`;
@@ -29,7 +32,7 @@ const USAGE = `usage:
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
-    const p = parseArgs(argv, ['debug', 'help', 'quiet']);
+    const p = parseArgs(argv, ['debug', 'help', 'quiet', 'greedy']);
     if (p.flags.has('help') || !p.command) {
       process.stdout.write(USAGE + '\n');
       return p.command || p.flags.has('help') ? 0 : 2;
@@ -37,6 +40,13 @@ export async function main(argv: string[]): Promise<number> {
     switch (p.command) {
       case 'run':
         await cmdRun(new Args(p, ['model', 'ids', 'image-rows', 'bidirectional', 'max-tokens', 'stop-id', 'out']), p.flags.has('quiet'));
+        return 0;
+      case 'chat':
+        await cmdChat(
+          new Args(p, ['model', 'encoder', 'image', 'question', 'position', 'bidirectional', 'grid-size', 'temperature', 'top-p', 'max-tokens', 'seed', 'out']),
+          p.flags.has('greedy'),
+          p.flags.has('quiet'),
+        );
         return 0;
       case 'tokenize':
         await cmdTokenize(new Args(p, ['text-file', 'jsonl']));
@@ -107,6 +117,65 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
     model.destroy();
   } finally {
     releaseNodeGpu(gpu);
+  }
+}
+
+async function cmdChat(a: Args, greedy: boolean, quiet: boolean): Promise<void> {
+  const { VisualRwkvEngine } = await import('../worker/api');
+  const { GREEDY } = await import('../text/sampler');
+  const position = a.get('position') ?? 'middle';
+  if (!['first', 'middle', 'last'].includes(position)) throw new InvalidArgumentError(`--position must be first, middle or last, got '${position}'`);
+  const num = (name: string): number | undefined => {
+    const v = a.get(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`--${name} must be a number, got '${v}'`);
+    return n;
+  };
+  const temperature = num('temperature');
+  const topP = num('top-p');
+  if (greedy && (temperature !== undefined || topP !== undefined)) throw new InvalidArgumentError('--greedy excludes --temperature/--top-p');
+  const maxTokens = a.int('max-tokens', 512)!;
+  const question = a.need('question');
+  const imagePath = a.need('image');
+  const out = a.get('out');
+  const image = new Uint8Array(await readFile(imagePath));
+  const bar = quiet ? null : new ProgressBar('loading');
+  const engine = await VisualRwkvEngine.create({
+    model: a.need('model'),
+    encoder: a.need('encoder'),
+    encoderProviders: ['wasm'],
+    onProgress: (p) => p.stage === 'weights' && bar?.update(p.loaded, p.total),
+  });
+  bar?.done();
+  try {
+    const sampler = greedy ? { ...GREEDY } : { ...(temperature !== undefined ? { temperature } : {}), ...(topP !== undefined ? { topP } : {}) };
+    const ids: number[] = [];
+    const logits: Float32Array[] = [];
+    for await (const c of engine.chat({
+      text: question, image, position: position as 'first' | 'middle' | 'last', bidirectional: a.onOff('bidirectional'),
+      gridSize: a.int('grid-size'), sampler, maxTokens, seed: a.int('seed'), recordLogits: !!out,
+    })) {
+      if (c.id >= 0) ids.push(c.id);
+      if (c.logits) logits.push(c.logits);
+      process.stdout.write(c.text);
+      if (c.done && !quiet) {
+        process.stderr.write(`\n[${c.done}: ${c.stats.tokens} tokens, ${c.stats.tokensPerSecond.toFixed(1)} tok/s, first token after ${c.stats.timeToFirstTokenMs.toFixed(0)} ms, ${c.stats.prefillRows} prefill rows]\n`);
+      }
+    }
+    process.stdout.write('\n');
+    if (out) {
+      const V = engine.model.cfg.V;
+      const all = new Float32Array(logits.length * V);
+      logits.forEach((l, i) => all.set(l, i * V));
+      await writeFile(out, writeSafetensors({
+        gen_ids: { dtype: 'I32', shape: [ids.length], data: new Int32Array(ids) },
+        gen_logits: { dtype: 'F32', shape: [logits.length, V], data: all },
+      }));
+    }
+  } finally {
+    engine.dispose();
+    releaseNodeGpu(engine.gpu);
   }
 }
 

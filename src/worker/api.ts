@@ -192,23 +192,24 @@ export class VisualRwkvEngine {
     let tFirst = 0;
     for (;;) {
       const { id, stop } = sampler.next(logits);
+      const rec = settings.recordLogits ? { logits } : {};
       if (n === 0) tFirst = performance.now();
       n++;
       if (stop) {
         // Keep the turn's end in the state: "\n\n" (also after another stop id) so the next turn follows the template.
         await this.model.prefill([STOP_TOKEN], { logits: false });
         this.needTerminator = false;
-        yield { text: sd.flush(), id, stats: this.stats(ctx, n, tFirst, inputs.length), done: 'stop' };
+        yield { text: sd.flush(), id, stats: this.stats(ctx, n, tFirst, inputs.length), done: 'stop', ...rec };
         return;
       }
       const text = sd.push(id);
       if (n >= maxTokens || this.interruptFlag) {
         await this.model.prefill([id], { logits: false });
         this.needTerminator = true;
-        yield { text: text + sd.flush(), id, stats: this.stats(ctx, n, tFirst, inputs.length), done: n >= maxTokens ? 'length' : 'interrupted' };
+        yield { text: text + sd.flush(), id, stats: this.stats(ctx, n, tFirst, inputs.length), done: n >= maxTokens ? 'length' : 'interrupted', ...rec };
         return;
       }
-      yield { text, id, stats: this.stats(ctx, n, tFirst, inputs.length) };
+      yield { text, id, stats: this.stats(ctx, n, tFirst, inputs.length), ...rec };
       logits = await this.model.decode(id);
     }
   }
