@@ -1,7 +1,8 @@
 /**
  * PNG decoder, pure TypeScript, for Node ≥ 18 and browsers alike: every colour type, bit depths 1–16, PLTE + tRNS,
  * Adam7 interlacing, the five filter types, CRC checks. zlib data is inflated with the platform's
- * `DecompressionStream('deflate')` (one code path everywhere; Node's is zlib underneath).
+ * `DecompressionStream('deflate')` (Node ≥ 18 and browsers; Node's is zlib underneath), falling back to our own
+ * inflater (inflate.ts) when that stream fails (see `inflate` below).
  *
  * The output is 8-bit RGB (default) or RGBA with the pixel values Pillow gives for `Image.open(f).convert('RGB')`
  * (checked against Pillow 9.4 on hand-made files; see tests/unit/png.test.ts):
@@ -24,6 +25,7 @@
  */
 import { ImageDecodeError } from '../errors';
 import { checkImageSize, DEFAULT_IMAGE_LIMITS, type ImageLimits } from './image';
+import { inflateZlib } from './inflate';
 
 export const PNG_SIGNATURE: Readonly<Uint8Array> = Uint8Array.of(137, 80, 78, 71, 13, 10, 26, 10);
 
@@ -230,40 +232,57 @@ export function crc32(b: Uint8Array, at = 0, len = b.length - at): number {
 // zlib
 
 /**
- * Inflate the concatenated IDAT payloads (one zlib stream) into exactly `expected` bytes. Stops reading once the
- * image data is complete (extra data is ignored, as Pillow does); fewer bytes, or a corrupt stream before the data is
- * complete, is an ImageDecodeError. Never holds more than `expected` output bytes (bomb-safe).
+ * Inflate the concatenated IDAT payloads (one zlib stream) into exactly `expected` bytes, with the platform's
+ * DecompressionStream. Stops reading once the image data is complete (extra data is ignored, as Pillow does); never
+ * holds more than `expected` output bytes (bomb-safe). If the stream fails first, the data goes through our own
+ * inflater (inflate.ts), which stops at the end of the zlib stream: Chromium's DecompressionStream rejects trailing
+ * bytes after the stream and drops output it already produced, while Pillow decodes such files. Fewer bytes than
+ * expected from both is an ImageDecodeError.
  */
 async function inflate(parts: Uint8Array[], expected: number): Promise<Uint8Array> {
-  if (typeof DecompressionStream === 'undefined') {
-    throw new ImageDecodeError('PNG decoding needs DecompressionStream (Node ≥ 18 or a current browser)');
-  }
-  const out = new Uint8Array(expected);
-  let filled = 0;
-  const ds = new DecompressionStream('deflate');
-  const writer = ds.writable.getWriter();
-  const reader = ds.readable.getReader();
-  const writing = (async () => {
-    for (const p of parts) await writer.write(p as Uint8Array<ArrayBuffer>);
-    await writer.close();
-  })();
-  writing.catch(() => {}); // a write fails when the stream errors or we cancel it; the reader reports the cause
   let failure: unknown;
-  try {
-    while (filled < expected) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const n = Math.min(value.length, expected - filled);
-      out.set(n === value.length ? value : value.subarray(0, n), filled);
-      filled += n;
+  let filled = 0;
+  if (typeof DecompressionStream !== 'undefined') {
+    const out = new Uint8Array(expected);
+    const ds = new DecompressionStream('deflate');
+    const writer = ds.writable.getWriter();
+    const reader = ds.readable.getReader();
+    const writing = (async () => {
+      for (const p of parts) await writer.write(p as Uint8Array<ArrayBuffer>);
+      await writer.close();
+    })();
+    writing.catch(() => {}); // a write fails when the stream errors or we cancel it; the reader reports the cause
+    try {
+      while (filled < expected) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const n = Math.min(value.length, expected - filled);
+        out.set(n === value.length ? value : value.subarray(0, n), filled);
+        filled += n;
+      }
+    } catch (e) {
+      failure = e;
     }
-  } catch (e) {
-    failure = e;
+    reader.cancel().catch(() => {});
+    if (filled === expected) return out;
+    if (!failure) throw incomplete(filled, expected, 'the compressed data ends early');
   }
-  reader.cancel().catch(() => {});
-  if (filled < expected) {
-    const why = failure ? `corrupt compressed data (${(failure as Error).message ?? failure})` : 'the compressed data ends early';
-    throw new ImageDecodeError(`PNG image data is incomplete: got ${filled} of ${expected} bytes; ${why}`, { cause: failure });
+  const all = parts.length === 1 ? parts[0]! : concat(parts);
+  const r = inflateZlib(all, expected);
+  if (r.error) throw incomplete(r.filled, expected, `corrupt compressed data (${r.error})`, failure);
+  return r.data;
+}
+
+function incomplete(filled: number, expected: number, why: string, cause?: unknown): ImageDecodeError {
+  return new ImageDecodeError(`PNG image data is incomplete: got ${filled} of ${expected} bytes; ${why}`, { cause });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
   }
   return out;
 }

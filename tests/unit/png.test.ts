@@ -166,6 +166,29 @@ describe('decodePng: colour types, bit depths, interlacing, filters', () => {
   });
 });
 
+describe('decodePng: the fallback inflater (used when DecompressionStream fails, e.g. Chromium on trailing bytes)', () => {
+  it('decodes every colour type identically with DecompressionStream unavailable, and tolerates bytes after the zlib stream', async () => {
+    const saved = globalThis.DecompressionStream;
+    try {
+      (globalThis as { DecompressionStream?: unknown }).DecompressionStream = undefined;
+      for (const [ct, depth] of COMBOS) {
+        const o = { ...makeCase(ct, depth, 13, 11, 500 + ct * 20 + depth, true), interlaced: depth % 2 === 0, idatChunks: 4 };
+        expect(firstDiff((await decodePng(encodePng(o), { channels: 4 })).data, expected(o, 4)), `${ct}/${depth}`).toBe('');
+      }
+      const base = makeCase(2, 8, 30, 20, 77, false);
+      const junk = encodePng(base); // then rebuilt below with junk after the zlib stream, inside the IDAT
+      const idatLen = new DataView(junk.buffer).getUint32(33);
+      const idatData = junk.subarray(41, 41 + idatLen);
+      const withJunk = concatBytes([junk.subarray(0, 33), pngChunk('IDAT', concatBytes([idatData, new Uint8Array(9).fill(0x55)])), junk.subarray(41 + idatLen + 4)]);
+      expect(firstDiff((await decodePng(withJunk)).data, expected(base, 3))).toBe('');
+      const halfStream = concatBytes([junk.subarray(0, 33), pngChunk('IDAT', idatData.subarray(0, idatLen >> 1)), pngChunk('IEND', new Uint8Array(0))]);
+      expect((await decodeError(halfStream)).message).toMatch(/incomplete.*ends early/);
+    } finally {
+      globalThis.DecompressionStream = saved;
+    }
+  });
+});
+
 describe("decodePng: Pillow's conversions (values recorded from Pillow 9.4 convert('RGB') / convert('RGBA'))", () => {
   const one = (ct: Ct, depth: Depth, samples: number[], extra: Partial<PngEncodeOptions> = {}) => ({
     width: samples.length / CHANNELS[ct],
