@@ -91,9 +91,11 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
   if (maxTokens < 1) throw new InvalidArgumentError('--max-tokens must be at least 1');
   const stopIds = a.all('stop-id').map((s) => parseIds(s, '--stop-id')).flat();
   const bidiFlag = a.onOff('bidirectional');
-  const ckpt = await openCheckpoint(await nodeFileSource(modelPath));
-  const gpu = await createNodeGpu();
+  const src = await nodeFileSource(modelPath);
+  let gpu: Awaited<ReturnType<typeof createNodeGpu>> | null = null;
   try {
+    const ckpt = await openCheckpoint(src);
+    gpu = await createNodeGpu();
     const bar = quiet ? null : new ProgressBar(`loading ${ckpt.name} on ${adapterName(gpu)}`);
     const model = await RwkvModel.load(gpu, ckpt, { onProgress: (p) => bar?.update(p.loaded, p.total) });
     bar?.done();
@@ -116,7 +118,8 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
     if (!quiet) process.stderr.write(`generated ${res.ids.length} ids: ${res.ids.join(',')} → ${out}\n`);
     model.destroy();
   } finally {
-    releaseNodeGpu(gpu);
+    await src.close();
+    if (gpu) releaseNodeGpu(gpu);
   }
 }
 

@@ -69,21 +69,31 @@ export class VisualRwkvEngine {
    */
   static async create(opts: EngineOptions, gpu?: Gpu): Promise<VisualRwkvEngine> {
     const g = gpu ?? (await defaultGpu());
-    const ckpt: Checkpoint = await openCheckpoint(await openSource(opts.model));
-    const model = await RwkvModel.load(g, ckpt, { onProgress: opts.onProgress, maxRows: opts.maxRows });
-    const tokenizer = await loadDefaultTokenizer();
+    const src = await openSource(opts.model);
+    let model: RwkvModel | null = null;
     let encoder: ImageEncoder | null = null;
     let projector: ProjectorV6 | null = null;
-    if (opts.encoder !== undefined) {
+    try {
+      const ckpt: Checkpoint = await openCheckpoint(src);
+      model = await RwkvModel.load(g, ckpt, { onProgress: opts.onProgress, maxRows: opts.maxRows });
+      if (opts.encoder !== undefined) {
       if (model.cfg.projector.kind !== 'linear') {
         throw new WeightsFormatError(`${ckpt.name}: no VisualRWKV-6 projector (proj.weight) in this checkpoint; an image encoder cannot be used with it`);
       }
       opts.onProgress?.({ stage: 'encoder', loaded: 0, total: 1 });
-      encoder = await ImageEncoder.create(await readAll(opts.encoder), { executionProviders: opts.encoderProviders });
       projector = await ProjectorV6.load(g, ckpt);
+      encoder = await ImageEncoder.create(await readAll(opts.encoder), { executionProviders: opts.encoderProviders });
       opts.onProgress?.({ stage: 'encoder', loaded: 1, total: 1 });
+      }
+      const tokenizer = await loadDefaultTokenizer();
+      return new VisualRwkvEngine(g, model, tokenizer, encoder, projector, opts.onProgress);
+    } catch (e) {
+      model?.destroy();
+      projector?.destroy();
+      throw e;
+    } finally {
+      await src.close?.();
     }
-    return new VisualRwkvEngine(g, model, tokenizer, encoder, projector, opts.onProgress);
   }
 
   get info(): EngineInfo {
