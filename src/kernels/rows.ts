@@ -1,0 +1,92 @@
+/**
+ * Row helpers on (rows, C) f32 buffers (shaders/rows.wgsl): embedding lookup and in-place row reversal.
+ */
+import type { Gpu } from '../engine/gpu';
+import { createUniform } from '../engine/buffers';
+import type { KernelOp } from '../engine/op';
+import { ShapeError } from '../errors';
+import { grid2d, needBytes, needInt, type GpuMatrix } from './types';
+import code from '../../shaders/rows.wgsl?raw';
+
+const SHADER = { name: 'rows', code };
+const WG = 256;
+
+export interface EmbedArgs {
+  /** (T) i32 token ids; rows with a negative id are left untouched, ids ≥ V give zero rows. */
+  ids: GPUBuffer;
+  /** (V, C) 16-bit. */
+  emb: GpuMatrix;
+  /** (T, C) f32. */
+  x: GPUBuffer;
+  T: number;
+  label?: string;
+}
+
+/**
+ * x[t] = emb[ids[t]] widened to f32, except rows whose id is negative (image rows already written there).
+ *
+ * @example
+ * ops.push(embedOp(gpu, { ids: s.ids, emb: w.emb, x: s.xin, T, label: 'emb' }));
+ */
+export function embedOp(gpu: Gpu, a: EmbedArgs): KernelOp {
+  const label = a.label ?? 'embed';
+  const { T } = a;
+  const V = a.emb.rows;
+  const C = a.emb.cols;
+  needInt(T, 1, `${label}: T`);
+  if (C % 2 !== 0) throw new ShapeError(`${label}: C = ${C} must be even`);
+  needBytes(a.ids, T * 4, `${label}: ids (${T})`);
+  needBytes(a.emb.buffer, V * C * 2, `${label}: emb (${V}, ${C})`);
+  needBytes(a.x, T * C * 4, `${label}: x (${T}, ${C})`);
+  const uniform = createUniform(gpu, `${label}.params`, new Uint32Array([T, C, V, 0]));
+  return {
+    kind: 'kernel',
+    label,
+    shader: SHADER,
+    entry: 'embed',
+    defines: a.emb.dtype === 'f16' ? { W_F16: true } : undefined,
+    overrides: { WG },
+    layout: ['read', 'read', 'rw', 'uniform'],
+    bindings: [a.ids, a.emb.buffer, a.x, uniform],
+    workgroups: grid2d(Math.ceil((T * C) / 2 / WG), gpu.limits.maxComputeWorkgroupsPerDimension),
+  };
+}
+
+export interface ReverseRowsArgs {
+  /** (≥ start + count, C) f32, modified in place. */
+  x: GPUBuffer;
+  start: number;
+  count: number;
+  C: number;
+  label?: string;
+}
+
+/**
+ * Reverse rows [start, start + count) of x in place (bidirectional image scan, spec §8). count 0 or 1 is a no-op
+ * (the op dispatches no workgroups).
+ *
+ * @example
+ * ops.push(reverseRowsOp(gpu, { x: s.x, start: 0, count: 576, C, label: 'L1.reverse' }));
+ */
+export function reverseRowsOp(gpu: Gpu, a: ReverseRowsArgs): KernelOp {
+  const label = a.label ?? 'reverse_rows';
+  const { start, count, C } = a;
+  needInt(start, 0, `${label}: start`);
+  needInt(count, 0, `${label}: count`);
+  needInt(C, 2, `${label}: C`);
+  if (C % 2 !== 0) throw new ShapeError(`${label}: C = ${C} must be even`);
+  needBytes(a.x, (start + count) * C * 4, `${label}: x (${start} + ${count}, ${C})`);
+  const uniform = createUniform(gpu, `${label}.params`, new Uint32Array([start, count, C, 0]));
+  const threads = Math.floor(count / 2) * (C / 2);
+  return {
+    kind: 'kernel',
+    label,
+    shader: SHADER,
+    entry: 'reverse_rows',
+    defines: { REVERSE: true },
+    overrides: { WG },
+    layout: ['rw', 'uniform'],
+    bindings: [a.x, uniform],
+    workgroups: threads === 0 ? [0] : grid2d(Math.ceil(threads / WG), gpu.limits.maxComputeWorkgroupsPerDimension),
+  };
+}
