@@ -15,7 +15,7 @@ import { toF32 } from '../weights/dtype';
 import { createNodeGpu, releaseNodeGpu } from '../engine/node';
 import { adapterName } from '../engine/gpu';
 import { RwkvModel } from '../model/model';
-import { spliceImage, bidirectionalSpan, generateGreedy } from '../model/generate';
+import { spliceImageAuto, bidirectionalSpan, generateGreedy } from '../model/generate';
 import { loadDefaultTokenizer } from '../text/tokenizer';
 import { ProgressBar } from './progress';
 
@@ -101,8 +101,9 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
     bar?.done();
     const rowsSpec = a.get('image-rows');
     const rows = rowsSpec ? await readImageRows(rowsSpec, model.cfg.C) : null;
-    const spliced = spliceImage(ids, rows);
-    const bidirectional = spliced.image && (bidiFlag ?? model.cfg.arch === 'rwkv6') ? bidirectionalSpan(spliced.image) : undefined;
+    const spliced = spliceImageAuto(ids, rows);
+    // bidirectional scan: default on for RWKV-6 with a v6 placeholder (the v6.0 release), off otherwise
+    const bidirectional = spliced.image && (bidiFlag ?? (model.cfg.arch === 'rwkv6' && ids.includes(-200))) ? bidirectionalSpan(spliced.image) : undefined;
     const res = await generateGreedy(model, spliced.inputs, { bidirectional, maxTokens, stopIds });
     const V = model.cfg.V;
     const genLogits = new Float32Array(res.logits.length * V);

@@ -30,6 +30,27 @@ export function spliceImage(ids: readonly number[], imageRows: Float32Array[] | 
   };
 }
 
+/** The v7.00 placeholder id: one per image row, each replaced by the next row (spec §7.4). */
+export const IMAGE_PLACEHOLDER_V7 = 65535;
+
+/**
+ * Splice image rows into ids: one -200 (v6.0: all rows go there) or, failing that, exactly one 65535 per row
+ * (v7.00 layout: each placeholder takes the next row).
+ */
+export function spliceImageAuto(ids: readonly number[], imageRows: Float32Array[] | null): SplicedInputs {
+  if (!imageRows || ids.includes(IMAGE_PLACEHOLDER_V6)) return spliceImage(ids, imageRows);
+  const at = ids.flatMap((id, i) => (id === IMAGE_PLACEHOLDER_V7 ? [i] : []));
+  if (at.length !== imageRows.length) {
+    throw new InvalidArgumentError(
+      `${imageRows.length} image rows were given but the ids hold ${at.length} v7 placeholders (${IMAGE_PLACEHOLDER_V7}) and no v6 placeholder (${IMAGE_PLACEHOLDER_V6})`,
+    );
+  }
+  if (at.some((p, k) => p !== at[0]! + k)) throw new InvalidArgumentError('the v7 image placeholders must be consecutive');
+  const inputs: (number | Float32Array)[] = [...ids];
+  at.forEach((p, k) => (inputs[p] = imageRows[k]!));
+  return { inputs, image: { start: at[0]!, rows: at.length } };
+}
+
 /** The v6.0 flip span for an image of n rows starting at `start`: all rows but the last (CLS). */
 export function bidirectionalSpan(image: { start: number; rows: number }): BidirectionalSpan {
   return { start: image.start, count: image.rows - 1 };

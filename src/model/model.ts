@@ -16,6 +16,7 @@ import { TensorReader, type LoadProgress } from './upload';
 import { RnnState } from './state';
 import { createScratch, destroyScratch, type Scratch } from './scratch';
 import { loadRwkv6Layer, rwkv6LayerOps, type Rwkv6Layer } from './rwkv6';
+import { loadRwkv7Layer, rwkv7LayerOps, type Rwkv7Layer } from './rwkv7';
 import type { GpuMatrix } from '../kernels/types';
 import { embedOp, reverseRowsOp } from '../kernels/rows';
 import { layerNormOp } from '../kernels/layer_norm';
@@ -50,7 +51,7 @@ export interface LoadModelOptions {
 interface Weights {
   emb: GpuMatrix;
   ln0: { weight: GPUBuffer; bias: GPUBuffer };
-  layers: Rwkv6Layer[];
+  layers: (Rwkv6Layer | Rwkv7Layer)[];
   lnOut: { weight: GPUBuffer; bias: GPUBuffer };
   head: GpuMatrix;
 }
@@ -75,13 +76,12 @@ export class RwkvModel {
   /** Load an RWKV-6 checkpoint (full VisualRWKV, split `_rwkv.pth` or bare LM) tensor by tensor onto the GPU. */
   static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
     const cfg = readModelConfig(ckpt);
-    if (cfg.arch !== 'rwkv6') throw new WeightsFormatError(`${ckpt.name}: ${cfg.arch} models are not supported yet`);
     const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort);
     const { C, V } = cfg;
     const emb = await r.matrix('emb.weight', V, C);
     const ln0 = { weight: await r.vector('blocks.0.ln0.weight', [C]), bias: await r.vector('blocks.0.ln0.bias', [C]) };
-    const layers: Rwkv6Layer[] = [];
-    for (let i = 0; i < cfg.L; i++) layers.push(await loadRwkv6Layer(r, cfg, i));
+    const layers: (Rwkv6Layer | Rwkv7Layer)[] = [];
+    for (let i = 0; i < cfg.L; i++) layers.push(cfg.arch === 'rwkv6' ? await loadRwkv6Layer(r, cfg, i) : await loadRwkv7Layer(r, cfg, i));
     const lnOut = { weight: await r.vector('ln_out.weight', [C]), bias: await r.vector('ln_out.bias', [C]) };
     const head = await r.matrix('head.weight', V, C);
     return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head }, opts.maxRows ?? 256);
@@ -123,7 +123,7 @@ export class RwkvModel {
     const { V, C } = this.cfg;
     inputs.forEach((x, i) => {
       if (typeof x === 'number') {
-        if (!Number.isInteger(x) || x < 0 || x >= V) throw new InvalidArgumentError(`input ${i}: token id ${x} is outside [0, ${V})`);
+        if (!Number.isInteger(x) || x < 0 || x >= V) throw new InvalidArgumentError(`input ${i}: token id ${x} is outside the vocabulary [0, ${V})`);
       } else if (x.length !== C) {
         throw new ShapeError(`input ${i}: row has ${x.length} values, the model's width C is ${C}`);
       }
@@ -189,11 +189,20 @@ export class RwkvModel {
     ];
     for (let i = 0; i < cfg.L; i++) {
       const rev = reverseCount > 1 && i % 2 === 1;
-      if (rev) ops.push(reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.reverse` }));
-      const layerOps = rwkv6LayerOps(gpu, cfg, w.layers[i]!, this.state.layers[i]!, s, T, i);
+      // v7: v_first rows move with the hidden rows (it is per position)
+      const revOps = () =>
+        cfg.arch === 'rwkv7' && i > 0
+          ? [reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.reverse` }), reverseRowsOp(gpu, { x: s.vFirst, start: 0, count: reverseCount, C, label: `L${i}.reverse_vfirst` })]
+          : [reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.reverse` })];
+      if (rev) ops.push(...revOps());
+      const st = this.state.layers[i]!;
+      const layerOps =
+        cfg.arch === 'rwkv6'
+          ? rwkv6LayerOps(gpu, cfg, w.layers[i] as Rwkv6Layer, st, s, T, i)
+          : rwkv7LayerOps(gpu, cfg, w.layers[i] as Rwkv7Layer, st, s, T, i);
       if (T === 1) this.dispatchesPerLayerToken = layerOps.filter((o) => o.kind === 'kernel').length;
       ops.push(...layerOps);
-      if (rev) ops.push(reverseRowsOp(gpu, { x: s.x, start: 0, count: reverseCount, C, label: `L${i}.unreverse` }));
+      if (rev) ops.push(...revOps());
     }
     if (withLogits) {
       ops.push(layerNormOp(gpu, { x: s.x, y: s.lnOut, weight: w.lnOut.weight, bias: w.lnOut.bias, T: 1, C, rowOffset: T - 1, label: 'ln_out' }));

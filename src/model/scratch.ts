@@ -24,6 +24,12 @@ export interface Scratch {
   xf: GPUBuffer; // (2, T, C) channel-mix inputs k, r
   kf: GPUBuffer; // (T, F) relu(k)²
   rf: GPUBuffer; // (T, C) sigmoid(r)
+  lora: GPUBuffer; // (T, max v7 LoRA rank)
+  alog: GPUBuffer; // (T, C) v7 α logit
+  vgate: GPUBuffer; // (T, C) v7 value-residual gate logit
+  kk: GPUBuffer; // (T, C) v7 κ̂
+  alpha: GPUBuffer; // (T, C) v7 α
+  vFirst: GPUBuffer; // (T, C) v7 layer-0 v of the same rows
   lnOut: GPUBuffer; // (1, C)
   logits: GPUBuffer; // (V)
   all: GPUBuffer[];
@@ -47,7 +53,7 @@ export function createScratch(gpu: Gpu, cfg: ModelConfig, rows: number): Scratch
     x: f32('x', T * C),
     a: f32('a', T * C),
     z: f32('z', T * C),
-    h: f32('h', T * 5 * R),
+    h: f32('h', T * 5 * Math.max(R, 1)),
     xb: f32('xb', 6 * T * C), // 6 branches for RWKV-7's x_r..x_g
     r: f32('r', T * C),
     k: f32('k', T * C),
@@ -61,6 +67,12 @@ export function createScratch(gpu: Gpu, cfg: ModelConfig, rows: number): Scratch
     xf: f32('xf', 2 * T * C),
     kf: f32('kf', T * F),
     rf: f32('rf', T * C),
+    lora: f32('lora', T * Math.max(1, cfg.loraW, cfg.loraA, cfg.loraV, cfg.loraG)),
+    alog: f32('alog', cfg.arch === 'rwkv7' ? T * C : 1),
+    vgate: f32('vgate', cfg.arch === 'rwkv7' ? T * C : 1),
+    kk: f32('kk', cfg.arch === 'rwkv7' ? T * C : 1),
+    alpha: f32('alpha', cfg.arch === 'rwkv7' ? T * C : 1),
+    vFirst: f32('vFirst', cfg.arch === 'rwkv7' ? T * C : 1),
     lnOut: f32('lnOut', C),
     logits: f32('logits', V),
     all,

@@ -1,5 +1,5 @@
 /**
- * Every RWKV-6 golden case through `visualrwkv run` (the external interface the fixtures are checked with):
+ * Every RWKV-6 and RWKV-7 golden case through `visualrwkv run` (the external interface the fixtures are checked with):
  * max |Δ logit| ≤ 1e-3 and identical greedy ids.
  */
 import { describe, it, expect } from 'vitest';
@@ -35,7 +35,7 @@ function row(all: Float32Array, i: number, V: number): Float32Array {
   return all.subarray(i * V, (i + 1) * V);
 }
 
-for (const modelName of ['rwkv6_tiny', 'rwkv6_vocab65536']) {
+for (const modelName of ['rwkv6_tiny', 'rwkv6_vocab65536', 'rwkv7_tiny']) {
   const dir = `cases/${modelName}/`;
   const files = readdirSync(fixturePath(dir)).filter((f) => f.endsWith('.json'));
   // Every case from the released format (.pth); the .safetensors twin (byte-identical tensors, checked in the unit
@@ -63,12 +63,13 @@ for (const modelName of ['rwkv6_tiny', 'rwkv6_vocab65536']) {
           }
         });
       }
-      for (const f of files.filter((f) => all && (f.startsWith('visual_') || f.startsWith('e2e_image_')))) {
+      // v7layout_first_pad16 reproduces the official eval's left-padding quirk, which the engine does not emulate.
+      for (const f of files.filter((f) => all && (f.startsWith('visual_') || f.startsWith('e2e_image_') || f === 'v7layout_first_nopad.json'))) {
         const c = readJson(dir + f);
         const st = dir + c.tensors_file;
         it(`${c.label}: image rows spliced, bidirectional ${c.bidirectional ? 'on' : 'off'}`, () => {
           const ids = Array.from(tensorI32(st, 'input_ids'));
-          const rows = c.image_rows.file ? `${fixturePath(dir + c.image_rows.file)}:${c.image_rows.tensor}` : `${fixturePath(st)}:image_rows`;
+          const rows = c.image_rows.file ? `${fixturePath(dir + c.image_rows.file)}:${c.image_rows.tensor}` : `${fixturePath(st)}:image_rows`; // e2e/v7layout store their rows
           const want = c.gen_ids as number[];
           const res = run(model, ids, ['--image-rows', rows, '--bidirectional', c.bidirectional ? 'on' : 'off'], want.length, `${modelName}-${checkpoint}-${c.label}`);
           const V = res.prefill.length;
