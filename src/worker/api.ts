@@ -46,6 +46,9 @@ async function defaultGpu(): Promise<Gpu> {
 export class VisualRwkvEngine {
   private busy = false;
   private interruptFlag = false;
+  /** Generators handed out but not started yet; an interrupt() then applies to the next one that starts. */
+  private pending = 0;
+  private pendingInterrupt = false;
   private turns = 0;
   /** The last reply did not end with "\n\n" (length limit or interrupt): the next turn starts with it. */
   private needTerminator = false;
@@ -104,6 +107,7 @@ export class VisualRwkvEngine {
   /** Stop the running generation within one token or one prefill segment. */
   interrupt(): void {
     if (this.busy) this.interruptFlag = true;
+    else if (this.pending > 0) this.pendingInterrupt = true;
   }
 
   /** Forget the conversation (zero the RNN state). Image rows stay cached. */
@@ -121,7 +125,12 @@ export class VisualRwkvEngine {
   }
 
   /** One chat turn: streams the reply. The first turn (or `newChat`) may carry an image. */
-  async *chat(req: ChatRequest): AsyncGenerator<TokenChunk> {
+  chat(req: ChatRequest): AsyncGenerator<TokenChunk> {
+    this.pending++;
+    return this.chatTurn(req);
+  }
+
+  private async *chatTurn(req: ChatRequest): AsyncGenerator<TokenChunk> {
     this.begin();
     try {
       const t0 = performance.now();
@@ -132,7 +141,14 @@ export class VisualRwkvEngine {
       let encoderRan = false;
       if (req.image) {
         if (this.model.cfg.arch !== 'rwkv6') throw new InvalidArgumentError('images with RWKV-7 models are not supported yet');
-        const img = await this.imageRows(req.image, req.gridSize ?? -1);
+        let img: { rows: Float32Array[]; encoderRan: boolean };
+        try {
+          img = await this.imageRows(req.image, req.gridSize ?? -1);
+        } catch (e) {
+          if (!(e instanceof InterruptedError)) throw e;
+          yield { text: '', id: -1, stats: this.stats({ t0, encoderRan: true }, 0, 0, 0), done: 'interrupted' };
+          return;
+        }
         encoderRan = img.encoderRan;
         const spliced = spliceImage(v6ImagePrompt(this.tokenizer, req.text, req.position ?? 'middle'), img.rows);
         inputs = spliced.inputs;
@@ -148,7 +164,12 @@ export class VisualRwkvEngine {
   }
 
   /** Continue from the current state with raw inputs (ids or rows), streaming sampled tokens. */
-  async *generate(inputs: InputRow[], settings: GenerationSettings = {}): AsyncGenerator<TokenChunk> {
+  generate(inputs: InputRow[], settings: GenerationSettings = {}): AsyncGenerator<TokenChunk> {
+    this.pending++;
+    return this.generateRaw(inputs, settings);
+  }
+
+  private async *generateRaw(inputs: InputRow[], settings: GenerationSettings): AsyncGenerator<TokenChunk> {
     this.begin();
     try {
       yield* this.run(inputs, settings, { t0: performance.now(), encoderRan: false });
@@ -158,9 +179,11 @@ export class VisualRwkvEngine {
   }
 
   private begin(): void {
+    this.pending = Math.max(0, this.pending - 1);
     if (this.busy) throw new InvalidArgumentError('a generation is already running; interrupt() it or wait for it to end');
     this.busy = true;
-    this.interruptFlag = false;
+    this.interruptFlag = this.pendingInterrupt;
+    this.pendingInterrupt = false;
   }
 
   private end(): void {
