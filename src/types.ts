@@ -24,6 +24,8 @@ export interface EngineOptions {
   onProgress?: (p: Progress) => void;
   /** Rows per prefill segment (default 256). */
   maxRows?: number;
+  /** VisualRWKV-7.00: image rows per image (default 1024, as the released models; the training default was 16). */
+  tokensPerImage?: number;
   /** onnxruntime-web execution providers (default: webgpu where available, then wasm). */
   encoderProviders?: ('webgpu' | 'wasm')[];
 }
@@ -44,7 +46,15 @@ export interface ChatRequest extends GenerationSettings {
   text: string;
   /** An image for this turn. Only the first turn of a chat may carry one (start a new chat for another image). */
   image?: ImageInput;
-  /** v6.0 image position (default 'middle', the sandwich the released models were tuned with). */
+  /**
+   * Image features from any encoder, instead of `image`: (rows, dim) row-major. VisualRWKV-7: backbone patch features
+   * (1024 × 3200 for SAM+DINOv2+SigLIP), pooled and projected by the checkpoint's projector. VisualRWKV-6: the tower's
+   * last_hidden_state (577 × 1024), grid-pooled and projected.
+   */
+  imageFeatures?: { data: Float32Array; rows: number; dim: number };
+  /** Already-projected image rows (each of length C, before ln0), instead of `image`. */
+  imageRows?: Float32Array[];
+  /** v6.0 image position (default 'middle', the sandwich the released models were tuned with). v7 is always first. */
   position?: ImagePosition;
   /** v6.0 bidirectional image scan (default on for RWKV-6 checkpoints). */
   bidirectional?: boolean;

@@ -22,7 +22,8 @@ import { ProgressBar } from './progress';
 const USAGE = `usage:
   visualrwkv run --model <.pth|.safetensors> --ids <csv; -200 = image> [--image-rows <file.safetensors>[:<tensor>]]
                  [--bidirectional on|off] [--max-tokens N] [--stop-id ID]... --out <result.safetensors>
-  visualrwkv chat --model <file> --encoder <file.onnx> --image <png|jpg> --question "<text>"
+  visualrwkv chat --model <file> (--encoder <file.onnx> --image <png|jpg> | --image-features <f.safetensors>[:<t>]
+                 | --image-rows <f.safetensors>[:<t>]) --question "<text>" [--tokens-per-image N]
                  [--position first|middle|last] [--bidirectional on|off] [--grid-size N]
                  [--greedy | --temperature T --top-p P] [--max-tokens N] [--seed S] [--out result.safetensors]
   visualrwkv tokenize --text-file <file> | --jsonl <file>
@@ -43,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'chat':
         await cmdChat(
-          new Args(p, ['model', 'encoder', 'image', 'question', 'position', 'bidirectional', 'grid-size', 'temperature', 'top-p', 'max-tokens', 'seed', 'out']),
+          new Args(p, ['model', 'encoder', 'image', 'image-features', 'image-rows', 'tokens-per-image', 'question', 'position', 'bidirectional', 'grid-size', 'temperature', 'top-p', 'max-tokens', 'seed', 'out']),
           p.flags.has('greedy'),
           p.flags.has('quiet'),
         );
@@ -70,6 +71,18 @@ function describe(err: Error): string {
   if (nodeErr.code === 'ENOENT') return `file not found: ${nodeErr.path ?? err.message}`;
   const name = err instanceof VisualRwkvError ? `${err.name}: ` : '';
   return (name + err.message).split('\n')[0]!;
+}
+
+/** A 2-D F32/BF16/F16 tensor from `file.safetensors[:name]` (default: the only tensor, else `fallback`). */
+async function readMatrix(spec: string, fallback: string): Promise<{ data: Float32Array; rows: number; dim: number }> {
+  const colon = spec.lastIndexOf(':');
+  const [file, tensor] = colon > 0 ? [spec.slice(0, colon), spec.slice(colon + 1)] : [spec, undefined];
+  const tensors = parseSafetensors(new Uint8Array(await readFile(file)), file);
+  const t = tensor ? tensors.get(tensor) : tensors.size === 1 ? [...tensors.values()][0] : tensors.get(fallback);
+  if (!t) throw new InvalidArgumentError(`${file}: no tensor ${tensor ?? fallback} (has: ${[...tensors.keys()].join(', ')})`);
+  const shape = t.shape.length === 3 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
+  if (shape.length !== 2) throw new ShapeError(`${file}: features have shape [${t.shape}], expected [rows, dim]`);
+  return { data: toF32(t), rows: shape[0]!, dim: shape[1]! };
 }
 
 async function readImageRows(spec: string, C: number): Promise<Float32Array[]> {
@@ -141,23 +154,32 @@ async function cmdChat(a: Args, greedy: boolean, quiet: boolean): Promise<void> 
   if (greedy && (temperature !== undefined || topP !== undefined)) throw new InvalidArgumentError('--greedy excludes --temperature/--top-p');
   const maxTokens = a.int('max-tokens', 512)!;
   const question = a.need('question');
-  const imagePath = a.need('image');
+  const imagePath = a.get('image');
+  const featSpec = a.get('image-features');
+  const rowsSpec = a.get('image-rows');
+  if ([imagePath, featSpec, rowsSpec].filter((x) => x !== undefined).length > 1) {
+    throw new InvalidArgumentError('give at most one of --image, --image-features, --image-rows');
+  }
+  if (imagePath !== undefined && a.get('encoder') === undefined) throw new InvalidArgumentError('--image needs --encoder <file.onnx>');
   const out = a.get('out');
-  const image = new Uint8Array(await readFile(imagePath));
+  const image = imagePath !== undefined ? new Uint8Array(await readFile(imagePath)) : undefined;
   const bar = quiet ? null : new ProgressBar('loading');
   const engine = await VisualRwkvEngine.create({
     model: a.need('model'),
-    encoder: a.need('encoder'),
+    encoder: imagePath !== undefined ? a.need('encoder') : undefined,
     encoderProviders: ['wasm'],
+    tokensPerImage: a.int('tokens-per-image'),
     onProgress: (p) => p.stage === 'weights' && bar?.update(p.loaded, p.total),
   });
+  const imageFeatures = featSpec !== undefined ? await readMatrix(featSpec, 'image_features') : undefined;
+  const imageRows = rowsSpec !== undefined ? await readImageRows(rowsSpec, engine.model.cfg.C) : undefined;
   bar?.done();
   try {
     const sampler = greedy ? { ...GREEDY } : { ...(temperature !== undefined ? { temperature } : {}), ...(topP !== undefined ? { topP } : {}) };
     const ids: number[] = [];
     const logits: Float32Array[] = [];
     for await (const c of engine.chat({
-      text: question, image, position: position as 'first' | 'middle' | 'last', bidirectional: a.onOff('bidirectional'),
+      text: question, image, imageFeatures, imageRows, position: position as 'first' | 'middle' | 'last', bidirectional: a.onOff('bidirectional'),
       gridSize: a.int('grid-size'), sampler, maxTokens, seed: a.int('seed'), recordLogits: !!out,
     })) {
       if (c.id >= 0) ids.push(c.id);

@@ -8,22 +8,28 @@
  */
 import type { Gpu } from '../engine/gpu';
 import { createGpu, adapterName } from '../engine/gpu';
-import { InterruptedError, InvalidArgumentError, VisualRwkvError, WeightsFormatError } from '../errors';
+import { InterruptedError, InvalidArgumentError, ShapeError, VisualRwkvError, WeightsFormatError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../weights/checkpoint';
 import { RwkvModel, type InputRow } from '../model/model';
-import { spliceImage, bidirectionalSpan } from '../model/generate';
+import type { RnnState } from '../model/state';
+import { spliceImageAuto, bidirectionalSpan } from '../model/generate';
 import { loadDefaultTokenizer, StreamDecoder, type WorldTokenizer } from '../text/tokenizer';
 import { Sampler, APP_DEFAULTS, createRng } from '../text/sampler';
-import { v6ImagePrompt, textTurn, STOP_TOKEN } from '../text/prompt';
+import { v6ImagePrompt, v7ImagePrompt, textTurn, STOP_TOKEN } from '../text/prompt';
 import { decodeImage } from '../vision/decode';
 import { clipPreprocess } from '../vision/preprocess';
 import { ImageEncoder } from '../vision/encoder';
 import { gridPool, ProjectorV6 } from '../vision/projector';
+import { ProjectorV7 } from '../vision/projector_v7';
 import type { ChatRequest, EngineOptions, GenerationSettings, ImageInput, Progress, TokenChunk } from '../types';
 import { openSource, readAll, isNode } from './sources';
 
 const DEFAULT_MAX_TOKENS = 512;
 const IMAGE_CACHE_SIZE = 8;
+/** RNN states after an image-first prefix kept on the GPU (each L·(2C + H·N²)·4 bytes: 12 MiB for 1.6B). */
+const PREFIX_CACHE_SIZE = 4;
+/** v7.00 released models use 1024 image tokens (spec §7.4; the training argparse default of 16 is not the release). */
+const V7_TOKENS_PER_IMAGE = 1024;
 
 export interface EngineInfo {
   arch: 'rwkv6' | 'rwkv7';
@@ -53,7 +59,10 @@ export class VisualRwkvEngine {
   /** The last reply did not end with "\n\n" (length limit or interrupt): the next turn starts with it. */
   private needTerminator = false;
   private imageCache = new Map<string, InputRow[]>();
-  private before: ReturnType<RwkvModel['state']['snapshot']> | null = null;
+  private prefixCache = new Map<string, RnnState>();
+  private projectorV7: ProjectorV7 | null = null;
+  private tokensPerImage = V7_TOKENS_PER_IMAGE;
+  private before: RnnState | null = null;
 
   private constructor(
     readonly gpu: Gpu,
@@ -88,8 +97,12 @@ export class VisualRwkvEngine {
       encoder = await ImageEncoder.create(await readAll(opts.encoder), { executionProviders: opts.encoderProviders });
       opts.onProgress?.({ stage: 'encoder', loaded: 1, total: 1 });
       }
+      const projectorV7 = model.cfg.projector.kind === 'gated_v7' ? await ProjectorV7.load(g, ckpt) : null;
       const tokenizer = await loadDefaultTokenizer();
-      return new VisualRwkvEngine(g, model, tokenizer, encoder, projector, opts.onProgress);
+      const engine = new VisualRwkvEngine(g, model, tokenizer, encoder, projector, opts.onProgress);
+      engine.projectorV7 = projectorV7;
+      if (opts.tokensPerImage !== undefined) engine.tokensPerImage = opts.tokensPerImage;
+      return engine;
     } catch (e) {
       model?.destroy();
       projector?.destroy();
@@ -119,6 +132,9 @@ export class VisualRwkvEngine {
 
   dispose(): void {
     this.before?.destroy();
+    for (const st of this.prefixCache.values()) st.destroy();
+    this.prefixCache.clear();
+    this.projectorV7?.destroy();
     this.model.destroy();
     this.projector?.destroy();
     this.encoder?.dispose();
@@ -135,29 +151,63 @@ export class VisualRwkvEngine {
     try {
       const t0 = performance.now();
       if (typeof req.text !== 'string') throw new InvalidArgumentError('chat needs a text message');
-      if (req.newChat || req.image) this.reset();
+      const hasImage = req.image !== undefined || req.imageRows !== undefined || req.imageFeatures !== undefined;
+      if (req.newChat || hasImage) this.reset();
       let inputs: InputRow[];
       let bidirectional;
       let encoderRan = false;
-      if (req.image) {
-        if (this.model.cfg.arch !== 'rwkv6') throw new InvalidArgumentError('images with RWKV-7 models are not supported yet');
-        let img: { rows: Float32Array[]; encoderRan: boolean };
+      let prefixRows = 0; // rows of an image-first prefix prefilled this turn (0 when its cached state was reused)
+      if (hasImage) {
+        let img: { rows: Float32Array[]; encoderRan: boolean; key: string };
         try {
-          img = await this.imageRows(req.image, req.gridSize ?? -1);
+          img = await this.imageInputRows(req);
         } catch (e) {
           if (!(e instanceof InterruptedError)) throw e;
           yield { text: '', id: -1, stats: this.stats({ t0, encoderRan: true }, 0, 0, 0), done: 'interrupted' };
           return;
         }
         encoderRan = img.encoderRan;
-        const spliced = spliceImage(v6ImagePrompt(this.tokenizer, req.text, req.position ?? 'middle'), img.rows);
+        const v7 = this.model.cfg.arch === 'rwkv7';
+        const position = v7 ? 'first' : (req.position ?? 'middle');
+        const ids = v7 ? v7ImagePrompt(this.tokenizer, req.text, img.rows.length) : v6ImagePrompt(this.tokenizer, req.text, position);
+        const spliced = spliceImageAuto(ids, img.rows);
         inputs = spliced.inputs;
-        if (req.bidirectional ?? true) bidirectional = bidirectionalSpan(spliced.image!);
+        // v6.0 releases use the bidirectional scan; v7.00 does not (it can be asked for explicitly).
+        if (req.bidirectional ?? !v7) bidirectional = bidirectionalSpan(spliced.image!);
+        if (position === 'first') {
+          // Image-first layout: the state after "User: " + image does not depend on the question — cache it.
+          const end = spliced.image!.start + spliced.image!.rows;
+          const key = `${img.key}|${bidirectional ? 'bidi' : 'uni'}`;
+          const cached = this.prefixCache.get(key);
+          if (cached) {
+            this.model.state.copyFrom(cached);
+            this.prefixCache.delete(key);
+            this.prefixCache.set(key, cached);
+          } else {
+            prefixRows = end;
+            try {
+              await this.model.prefill(inputs.slice(0, end), { bidirectional, checkAbort: this.checkAbort, logits: false });
+            } catch (e) {
+              if (!(e instanceof InterruptedError)) throw e;
+              this.reset();
+              yield { text: '', id: -1, stats: this.stats({ t0, encoderRan }, 0, 0, end), done: 'interrupted' };
+              return;
+            }
+            this.prefixCache.set(key, this.model.state.snapshot('image-prefix'));
+            if (this.prefixCache.size > PREFIX_CACHE_SIZE) {
+              const oldest = this.prefixCache.keys().next().value!;
+              this.prefixCache.get(oldest)!.destroy();
+              this.prefixCache.delete(oldest);
+            }
+          }
+          inputs = inputs.slice(end);
+          bidirectional = undefined;
+        }
       } else {
         inputs = textTurn(this.tokenizer, req.text);
         if (this.needTerminator) inputs.unshift(STOP_TOKEN);
       }
-      yield* this.run(inputs, req, { t0, encoderRan, bidirectional });
+      yield* this.run(inputs, req, { t0, encoderRan, bidirectional, prefixRows });
     } finally {
       this.end();
     }
@@ -198,7 +248,7 @@ export class VisualRwkvEngine {
   private async *run(
     inputs: InputRow[],
     settings: GenerationSettings,
-    ctx: { t0: number; encoderRan: boolean; bidirectional?: ReturnType<typeof bidirectionalSpan> },
+    ctx: { t0: number; encoderRan: boolean; bidirectional?: ReturnType<typeof bidirectionalSpan>; prefixRows?: number },
   ): AsyncGenerator<TokenChunk> {
     const maxTokens = settings.maxTokens ?? DEFAULT_MAX_TOKENS;
     if (!(maxTokens >= 1)) throw new InvalidArgumentError('maxTokens must be at least 1');
@@ -247,8 +297,9 @@ export class VisualRwkvEngine {
     }
   }
 
-  private stats(ctx: { t0: number; encoderRan: boolean }, tokens: number, tFirst: number, prefillRows: number) {
+  private stats(ctx: { t0: number; encoderRan: boolean; prefixRows?: number }, tokens: number, tFirst: number, rows: number) {
     const now = performance.now();
+    const prefillRows = rows + (ctx.prefixRows ?? 0);
     return {
       tokens,
       tokensPerSecond: tokens > 1 && now > tFirst ? ((tokens - 1) * 1000) / (now - tFirst) : 0,
@@ -258,8 +309,46 @@ export class VisualRwkvEngine {
     };
   }
 
+  /** Rows for this turn's image: from an image (v6 encoder), backbone features (the checkpoint's projector) or rows. */
+  private async imageInputRows(req: ChatRequest): Promise<{ rows: Float32Array[]; encoderRan: boolean; key: string }> {
+    const C = this.model.cfg.C;
+    if (req.imageRows) {
+      const rows = req.imageRows;
+      if (rows.length === 0 || rows.some((r) => r.length !== C)) throw new ShapeError(`imageRows must be non-empty rows of C = ${C} values`);
+      return { rows, encoderRan: false, key: `rows:${await sha256Rows(rows)}` };
+    }
+    if (req.imageFeatures) {
+      const f = req.imageFeatures;
+      if (f.data.length !== f.rows * f.dim) throw new ShapeError(`imageFeatures: ${f.data.length} values for ${f.rows}×${f.dim}`);
+      const key = `features:${await sha256(new Uint8Array(f.data.buffer, f.data.byteOffset, f.data.byteLength))}:${req.gridSize ?? -1}:${this.tokensPerImage}`;
+      const hit = this.imageCache.get(key);
+      if (hit) return { rows: hit as Float32Array[], encoderRan: false, key };
+      let rows: Float32Array[];
+      if (this.projectorV7) {
+        rows = await this.projectorV7.project(f.data, f.rows, Math.min(this.tokensPerImage, f.rows));
+      } else if (this.projector) {
+        const pooled = gridPool(f.data, f.rows, f.dim, req.gridSize ?? -1);
+        rows = await this.projector.project(pooled.rows, pooled.n);
+      } else {
+        throw new InvalidArgumentError('this checkpoint has no projector: give imageRows instead of imageFeatures');
+      }
+      this.cacheRows(key, rows);
+      return { rows, encoderRan: false, key };
+    }
+    if (this.model.cfg.arch !== 'rwkv6') {
+      throw new InvalidArgumentError('VisualRWKV-7 image encoders (SAM + DINOv2 + SigLIP) are not available in the browser yet: give imageFeatures or imageRows');
+    }
+    const img = await this.imageRows(req.image!, req.gridSize ?? -1);
+    return img;
+  }
+
+  private cacheRows(key: string, rows: InputRow[]): void {
+    this.imageCache.set(key, rows);
+    if (this.imageCache.size > IMAGE_CACHE_SIZE) this.imageCache.delete(this.imageCache.keys().next().value!);
+  }
+
   /** Image → rows before ln0, cached by content hash and grid size. */
-  private async imageRows(image: ImageInput, grid: number): Promise<{ rows: Float32Array[]; encoderRan: boolean }> {
+  private async imageRows(image: ImageInput, grid: number): Promise<{ rows: Float32Array[]; encoderRan: boolean; key: string }> {
     if (!this.encoder || !this.projector) throw new InvalidArgumentError('no image encoder was loaded: pass `encoder` to use images');
     const raw = image instanceof Uint8Array ? image : typeof Blob !== 'undefined' && image instanceof Blob ? new Uint8Array(await image.arrayBuffer()) : null;
     const pixels = raw ?? (image as { data: Uint8Array }).data;
@@ -268,7 +357,7 @@ export class VisualRwkvEngine {
     if (hit) {
       this.imageCache.delete(key);
       this.imageCache.set(key, hit);
-      return { rows: hit as Float32Array[], encoderRan: false };
+      return { rows: hit as Float32Array[], encoderRan: false, key };
     }
     this.onProgress?.({ stage: 'image', loaded: 0, total: 3 });
     const rgb = raw ? await decodeImage(raw) : (image as { width: number; height: number; data: Uint8Array });
@@ -281,10 +370,19 @@ export class VisualRwkvEngine {
     const pooled = gridPool(out.hidden, out.tokens, out.dim, grid);
     const rows = await this.projector.project(pooled.rows, pooled.n);
     this.onProgress?.({ stage: 'image', loaded: 3, total: 3 });
-    this.imageCache.set(key, rows);
-    if (this.imageCache.size > IMAGE_CACHE_SIZE) this.imageCache.delete(this.imageCache.keys().next().value!);
-    return { rows, encoderRan: true };
+    this.cacheRows(key, rows);
+    return { rows, encoderRan: true, key };
   }
+}
+
+async function sha256Rows(rows: Float32Array[]): Promise<string> {
+  const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let o = 0;
+  for (const r of rows) {
+    all.set(r, o);
+    o += r.length;
+  }
+  return sha256(new Uint8Array(all.buffer));
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {
