@@ -68,6 +68,7 @@ export class RwkvModel {
     readonly cfg: ModelConfig,
     private readonly w: Weights,
     readonly maxRows: number,
+    private readonly weightBuffers: GPUBuffer[] = [],
   ) {
     this.state = new RnnState(gpu, cfg, 'state');
     this.scratch = createScratch(gpu, cfg, maxRows);
@@ -77,14 +78,20 @@ export class RwkvModel {
   static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
     const cfg = readModelConfig(ckpt);
     const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort);
-    const { C, V } = cfg;
-    const emb = await r.matrix('emb.weight', V, C);
-    const ln0 = { weight: await r.vector('blocks.0.ln0.weight', [C]), bias: await r.vector('blocks.0.ln0.bias', [C]) };
-    const layers: (Rwkv6Layer | Rwkv7Layer)[] = [];
-    for (let i = 0; i < cfg.L; i++) layers.push(cfg.arch === 'rwkv6' ? await loadRwkv6Layer(r, cfg, i) : await loadRwkv7Layer(r, cfg, i));
-    const lnOut = { weight: await r.vector('ln_out.weight', [C]), bias: await r.vector('ln_out.bias', [C]) };
-    const head = await r.matrix('head.weight', V, C);
-    return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head }, opts.maxRows ?? 256);
+    try {
+      const { C, V } = cfg;
+      const emb = await r.matrix('emb.weight', V, C);
+      const ln0 = { weight: await r.vector('blocks.0.ln0.weight', [C]), bias: await r.vector('blocks.0.ln0.bias', [C]) };
+      const layers: (Rwkv6Layer | Rwkv7Layer)[] = [];
+      for (let i = 0; i < cfg.L; i++) layers.push(cfg.arch === 'rwkv6' ? await loadRwkv6Layer(r, cfg, i) : await loadRwkv7Layer(r, cfg, i));
+      const lnOut = { weight: await r.vector('ln_out.weight', [C]), bias: await r.vector('ln_out.bias', [C]) };
+      const head = await r.matrix('head.weight', V, C);
+      return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head }, opts.maxRows ?? 256, r.buffers);
+    } catch (e) {
+      // a failed load (corrupt tensor, lost device, abort) frees what it uploaded
+      for (const buf of r.buffers) buf.destroy();
+      throw e;
+    }
   }
 
   /** Run inputs through the model from the current state; returns the logits after the last row. */
@@ -113,10 +120,13 @@ export class RwkvModel {
     this.state.reset();
   }
 
+  /** Free every GPU buffer of the model: weights, scratch, state, op uniforms. */
   destroy(): void {
     this.clearOpCache();
     destroyScratch(this.scratch);
     this.state.destroy();
+    for (const b of this.weightBuffers) b.destroy();
+    this.weightBuffers.length = 0;
   }
 
   private validate(inputs: readonly InputRow[]): void {

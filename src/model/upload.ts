@@ -18,6 +18,8 @@ export interface LoadProgress {
 /** Reads LM tensors by their un-prefixed key (`blocks.0.att.key.weight`), counting bytes for progress. */
 export class TensorReader {
   loaded = 0;
+  /** Every GPU buffer created through this reader (the model frees them on destroy). */
+  readonly buffers: GPUBuffer[] = [];
   readonly total: number;
   constructor(
     readonly gpu: Gpu,
@@ -49,7 +51,12 @@ export class TensorReader {
   /** A small vector/tensor as an f32 storage buffer (shape [1,1,C] etc. is flattened). */
   async vector(key: string, shape?: readonly number[]): Promise<GPUBuffer> {
     const t = await this.read(key, shape);
-    return uploadStorage(this.gpu, key, toF32(t));
+    return this.keep(uploadStorage(this.gpu, key, toF32(t)));
+  }
+
+  private keep(b: GPUBuffer): GPUBuffer {
+    this.buffers.push(b);
+    return b;
   }
 
   /** Several tensors concatenated into one f32 buffer (e.g. the five time_maa_* vectors stacked). */
@@ -62,26 +69,30 @@ export class TensorReader {
       out.set(p, o);
       o += p.length;
     }
-    return uploadStorage(this.gpu, label, out);
+    return this.keep(uploadStorage(this.gpu, label, out));
   }
 
   /** A Linear weight [out, in] as a 16-bit GpuMatrix. */
   async matrix(key: string, rows: number, cols: number): Promise<GpuMatrix> {
     const t = await this.read(key, [rows, cols]);
-    return toGpuMatrix(this.gpu, key, t, rows, cols, false);
+    const m = toGpuMatrix(this.gpu, key, t, rows, cols, false);
+    this.keep(m.buffer);
+    return m;
   }
 
   /** A LoRA weight stored [in, out] (x·W), uploaded transposed to the Linear layout [out, in]. */
   async matrixT(key: string, inDim: number, outDim: number): Promise<GpuMatrix> {
     const t = await this.read(key, [inDim, outDim]);
-    return toGpuMatrix(this.gpu, key, t, outDim, inDim, true);
+    const m = toGpuMatrix(this.gpu, key, t, outDim, inDim, true);
+    this.keep(m.buffer);
+    return m;
   }
 
   /** Raw 16-bit packed tensor (any shape), e.g. time_maa_w2 [5, R, C]. */
   async packed(key: string, shape: readonly number[]): Promise<{ buffer: GPUBuffer; dtype: 'bf16' | 'f16' }> {
     const t = await this.read(key, shape);
     const s = to16(t, key);
-    return { buffer: uploadStorage(this.gpu, key, s.bytes), dtype: s.dtype };
+    return { buffer: this.keep(uploadStorage(this.gpu, key, s.bytes)), dtype: s.dtype };
   }
 }
 
