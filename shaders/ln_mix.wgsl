@@ -1,0 +1,192 @@
+// ln_mix — LayerNorm fused with token shift (spec §3: ln1/ln2; §3.3 steps 1–2; §3.4), and optionally with RWKV-6's
+// time_maa LoRA down-projection (§3.3 step 2).
+//
+//   a_t = LN(x[t]; weight, bias)           biased variance, eps; the shifted two-pass of layer_norm.wgsl
+//   p_0 = prev, p_t = a_{t−1} (LN of row t − 1, recomputed by this workgroup), d_t = p_t − a_t
+//   ln_mix       out[m][t] = a_t + d_t ⊙ μ[m]                             m < M
+//   ln_mix_lora  z_t = a_t + d_t ⊙ μ[0];  h[t, n] = tanh(Σ_c z_t[c] · W1[n, c])   n < NL (W1 in the Linear layout)
+// Both entries also write a_t (the layer's next token-shift state, and ddlerp's input).
+//
+// Entries:
+//   ln_mix       one workgroup per row t; dispatch grid (x, y) folded as t = wid.x + wid.y · num_workgroups.x.
+//   ln_mix_lora  workgroup (g, t) computes the LN + mix of row t (every workgroup of the row redoes it: a row is C
+//                floats, far less than the ROWS·C weights it then reads) and h[t, gROWS … gROWS + ROWS − 1]:
+//                per-thread partial dots over its channels, one shared-memory tree for the ROWS sums.
+//                Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t.
+// Each thread keeps its channels (pairs c = lid + i·WG, i < PAIRS) in registers, so x is read once per LN.
+// Override: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (4096).
+// Defines: LORA (the ln_mix_lora entry and its bindings) · W_F16 (W1 holds IEEE halfs, else bf16).
+// Bindings (group 0): 0 params, 1 x, 2 prev, 3 weight, 4 bias, 5 mu, 6 a, then 7 out (ln_mix) or 7 w1, 8 h (LORA).
+
+#include "common"
+
+struct Params {
+  T: u32,   // rows
+  C: u32,   // channels (even)
+  M: u32,   // mixes (ln_mix)
+  NL: u32,  // LoRA outputs (ln_mix_lora)
+  eps: f32, // LayerNorm eps
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;                          // dims
+@group(0) @binding(1) var<storage, read> x: array<vec2<f32>>;          // (T, C) LN input rows
+@group(0) @binding(2) var<storage, read> prev: array<vec2<f32>>;       // (C) LN output of the row before x[0]
+@group(0) @binding(3) var<storage, read> weight: array<vec2<f32>>;     // (C)
+@group(0) @binding(4) var<storage, read> bias: array<vec2<f32>>;       // (C)
+@group(0) @binding(5) var<storage, read> mu: array<vec2<f32>>;         // (M, C) mix vectors (LORA: (1, C))
+@group(0) @binding(6) var<storage, read_write> a: array<vec2<f32>>;    // (T, C) LN output rows
+#ifdef LORA
+@group(0) @binding(7) var<storage, read> w1: array<u32>;               // (NL, C / 2) packed 16-bit
+@group(0) @binding(8) var<storage, read_write> h: array<f32>;          // (T, NL)
+#else
+@group(0) @binding(7) var<storage, read_write> out: array<vec2<f32>>;  // (M, T, C)
+#endif
+
+override WG: u32 = 256u;
+const PAIRS: u32 = 8u; // vec2 per thread kept in registers
+const ROWS: u32 = 4u;  // LoRA outputs per workgroup
+
+var<workgroup> red: array<f32, WG * ROWS>;
+
+// Sum of v over the workgroup (tree reduction; every thread gets the total).
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier(); // red is reused by the next call
+  return total;
+}
+
+// LN of x row `row`, this thread's pairs (zero past C). Must be called in workgroup-uniform control flow.
+fn ln_row(row: u32, lid: u32) -> array<vec2<f32>, PAIRS> {
+  let half = p.C / 2u;
+  let src = row * half;
+  let pivot = x[src].x;
+  var d: array<vec2<f32>, PAIRS>;
+  var s = 0.0;
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) {
+      d[i] = x[src + c] - pivot;
+      s += d[i].x + d[i].y;
+    }
+  }
+  let mean_d = wg_sum(s, lid) / f32(p.C);
+  var q = 0.0;
+  for (var i = 0u; i < PAIRS; i++) {
+    if (lid + i * WG < half) {
+      let e = d[i] - mean_d;
+      q += dot(e, e);
+    }
+  }
+  let inv = 1.0 / sqrt(wg_sum(q, lid) / f32(p.C) + p.eps);
+  var y: array<vec2<f32>, PAIRS>;
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) {
+      y[i] = (d[i] - mean_d) * inv * weight[c] + bias[c];
+    }
+  }
+  return y;
+}
+
+// p_t for this thread's pairs: prev for t = 0, else the LN of row t − 1.
+fn shifted_row(t: u32, lid: u32) -> array<vec2<f32>, PAIRS> {
+  if (t > 0u) {
+    return ln_row(t - 1u, lid);
+  }
+  let half = p.C / 2u;
+  var y: array<vec2<f32>, PAIRS>;
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) {
+      y[i] = prev[c];
+    }
+  }
+  return y;
+}
+
+#ifdef LORA
+fn tanh_acc(z: f32) -> f32 {
+  // Accurate everywhere (as matmul.wgsl: a builtin tanh may overflow to NaN or lose relative precision near 0).
+  let az = abs(z);
+  var r: f32;
+  if (az < 0.125) {
+    let z2 = z * z;
+    r = az * (1.0 + z2 * (-1.0 / 3.0 + z2 * (2.0 / 15.0 + z2 * (-17.0 / 315.0))));
+  } else {
+    let e = exp(-2.0 * min(az, 20.0));
+    r = (1.0 - e) / (1.0 + e);
+  }
+  return select(r, -r, z < 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = wid.y;
+  let half = p.C / 2u;
+  let at = ln_row(t, lid);
+  let pt = shifted_row(t, lid);
+  var z: array<vec2<f32>, PAIRS>;
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) {
+      z[i] = at[i] + (pt[i] - at[i]) * mu[c];
+      if (wid.x == 0u) { a[t * half + c] = at[i]; }
+    }
+  }
+  let n0 = wid.x * ROWS;
+  for (var r = 0u; r < ROWS; r++) {
+    let n = n0 + r;
+    var s = 0.0;
+    if (n < p.NL) {
+      for (var i = 0u; i < PAIRS; i++) {
+        let c = lid + i * WG;
+        if (c < half) { s += dot(z[i], unpack_w(w1[n * half + c])); }
+      }
+    }
+    red[r * WG + lid] = s;
+  }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      for (var r = 0u; r < ROWS; r++) { red[r * WG + lid] += red[r * WG + lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (lid < ROWS && n0 + lid < p.NL) {
+    h[t * p.NL + n0 + lid] = tanh_acc(red[lid * WG]);
+  }
+}
+
+#else
+@compute @workgroup_size(WG)
+fn ln_mix(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let t = wid.x + wid.y * nwg.x;
+  if (t >= p.T) { return; } // uniform per workgroup
+  let half = p.C / 2u;
+  let at = ln_row(t, lid);
+  let pt = shifted_row(t, lid);
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) {
+      a[t * half + c] = at[i];
+      let d = pt[i] - at[i];
+      for (var m = 0u; m < p.M; m++) {
+        out[(m * p.T + t) * half + c] = at[i] + d * mu[m * half + c];
+      }
+    }
+  }
+}
+#endif
