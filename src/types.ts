@@ -24,6 +24,8 @@ export interface EngineOptions {
   onProgress?: (p: Progress) => void;
   /** Rows per prefill segment (default 256). */
   maxRows?: number;
+  /** Longest prompt (text ids + image rows) accepted in one turn; longer → ContextOverflowError (default 16384). */
+  maxPromptRows?: number;
   /** VisualRWKV-7.00: image rows per image (default 1024, as the released models; the training default was 16). */
   tokensPerImage?: number;
   /** onnxruntime-web execution providers (default: webgpu where available, then wasm). */

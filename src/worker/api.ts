@@ -8,7 +8,7 @@
  */
 import type { Gpu } from '../engine/gpu';
 import { createGpu, adapterName } from '../engine/gpu';
-import { InterruptedError, InvalidArgumentError, ShapeError, VisualRwkvError, WeightsFormatError } from '../errors';
+import { ContextOverflowError, InterruptedError, InvalidArgumentError, ShapeError, VisualRwkvError, WeightsFormatError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../weights/checkpoint';
 import { RwkvModel, type InputRow } from '../model/model';
 import type { RnnState } from '../model/state';
@@ -25,6 +25,8 @@ import type { ChatRequest, EngineOptions, GenerationSettings, ImageInput, Progre
 import { openSource, readAll, isNode } from './sources';
 
 const DEFAULT_MAX_TOKENS = 512;
+/** Longest prompt accepted in one turn (rows: text ids + image rows); the RNN itself has no limit. */
+const DEFAULT_MAX_PROMPT_ROWS = 16384;
 const IMAGE_CACHE_SIZE = 8;
 /** RNN states after an image-first prefix kept on the GPU (each L·(2C + H·N²)·4 bytes: 12 MiB for 1.6B). */
 const PREFIX_CACHE_SIZE = 4;
@@ -62,6 +64,7 @@ export class VisualRwkvEngine {
   private prefixCache = new Map<string, RnnState>();
   private projectorV7: ProjectorV7 | null = null;
   private tokensPerImage = V7_TOKENS_PER_IMAGE;
+  private maxPromptRows = DEFAULT_MAX_PROMPT_ROWS;
   private before: RnnState | null = null;
 
   private constructor(
@@ -102,6 +105,7 @@ export class VisualRwkvEngine {
       const engine = new VisualRwkvEngine(g, model, tokenizer, encoder, projector, opts.onProgress);
       engine.projectorV7 = projectorV7;
       if (opts.tokensPerImage !== undefined) engine.tokensPerImage = opts.tokensPerImage;
+      if (opts.maxPromptRows !== undefined) engine.maxPromptRows = opts.maxPromptRows;
       return engine;
     } catch (e) {
       model?.destroy();
@@ -252,6 +256,9 @@ export class VisualRwkvEngine {
   ): AsyncGenerator<TokenChunk> {
     const maxTokens = settings.maxTokens ?? DEFAULT_MAX_TOKENS;
     if (!(maxTokens >= 1)) throw new InvalidArgumentError('maxTokens must be at least 1');
+    if (inputs.length > this.maxPromptRows) {
+      throw new ContextOverflowError(`the prompt has ${inputs.length} rows; the limit is ${this.maxPromptRows} (EngineOptions.maxPromptRows)`);
+    }
     // Keep the state from before this turn so an interrupted prefill loses nothing.
     if (!this.before) this.before = this.model.state.snapshot('before-turn');
     else this.before.copyFrom(this.model.state);

@@ -8,7 +8,7 @@ import { testGpu } from '../helpers/gpu';
 import { fixturePath, tensorF32 } from '../helpers/fixtures';
 import { expectClose } from '../helpers/compare';
 import { GREEDY } from '../../src/text/sampler';
-import { InvalidArgumentError } from '../../src/errors';
+import { ContextOverflowError, InvalidArgumentError } from '../../src/errors';
 import type { TokenChunk } from '../../src/types';
 
 /** Restoring a snapshot instead of recomputing the prefix changes nothing but summation order: near-exact. */
@@ -85,6 +85,7 @@ describe('VisualRwkvEngine', () => {
   it('typed errors for impossible requests; the engine stays usable', async () => {
     await expect(collect(engine.chat({ text: 'x', image: new Uint8Array([1, 2, 3]) }))).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(collect(engine.chat({ text: 'x', imageRows: [new Float32Array(5)] }))).rejects.toThrow(/C = 32/);
+    await expect(collect(engine.chat({ text: 'word '.repeat(20000), ...settings }))).rejects.toBeInstanceOf(ContextOverflowError);
     const ok = await collect(engine.chat({ text: 'Hi', ...settings, newChat: true }));
     expect(ok).toHaveLength(6);
   });
