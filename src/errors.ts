@@ -58,6 +58,36 @@ export class ImageDecodeError extends VisualRwkvError {}
  *  model lacks the `pixel_values` → `last_hidden_state` interface. The message names the model and the cause. */
 export class EncoderLoadError extends VisualRwkvError {}
 
+/** Storing a model would not fit in the site's storage quota (checked before writing when the size is known), or a
+ *  write failed with the browser's QuotaExceededError. `needed`/`available` are bytes when known. */
+export class StorageQuotaError extends VisualRwkvError {
+  /** Bytes the download still had to write. */
+  readonly needed?: number;
+  /** Bytes the storage estimate said were free (quota − usage). */
+  readonly available?: number;
+
+  constructor(message: string, options?: { cause?: unknown; needed?: number; available?: number }) {
+    super(message, options);
+    this.needed = options?.needed;
+    this.available = options?.available;
+  }
+}
+
+/** Why a download failed (see DownloadError). */
+export type DownloadErrorKind = 'network' | 'http' | 'size' | 'sha256' | 'busy';
+
+/** A model download failed; `kind` says why. 'network' and 'http': the bytes received so far are kept for a resume.
+ *  'size' and 'sha256': the bytes are wrong and were discarded. 'busy': the same id is being downloaded by another
+ *  call or tab. */
+export class DownloadError extends VisualRwkvError {
+  readonly kind: DownloadErrorKind;
+
+  constructor(message: string, options?: { cause?: unknown; kind?: DownloadErrorKind }) {
+    super(message, options);
+    this.kind = options?.kind ?? 'network';
+  }
+}
+
 /** Every error class by name, for re-raising errors that crossed a worker boundary. */
 export const ERROR_CLASSES = {
   VisualRwkvError,
@@ -73,4 +103,6 @@ export const ERROR_CLASSES = {
   InterruptedError,
   ImageDecodeError,
   EncoderLoadError,
+  StorageQuotaError,
+  DownloadError,
 } as const;
