@@ -14,7 +14,7 @@ import { block6 } from './rwkv6';
 import { block7, type VFirstSlot } from './rwkv7';
 import { cloneRefState, createRefState, type RefLayerState, type RefModel, type RefState } from './weights';
 
-export { loadReferenceModel, createRefState, cloneRefState, loadRefTensors } from './weights';
+export { loadReferenceModel, createRefState, cloneRefState, loadRefTensors, refTensorsFrom, referenceModelFrom } from './weights';
 export type { RefConfig, RefLayerState, RefModel, RefState, RefTensor } from './weights';
 export { refProjectV6, refProjectV7, gridPoolV6, adaptivePool2d } from './projector';
 export type { ProjectorOutput, ProjectorV7Weights } from './projector';

@@ -9,7 +9,7 @@
  *   const s = createRefState(m);                        // zeros
  */
 import { loadTensors } from '../helpers/fixtures';
-import { toF32 } from '../../src/weights/dtype';
+import { toF32, type HostTensor } from '../../src/weights/dtype';
 import type { NormParams, Vec } from './common';
 
 export interface RefTensor {
@@ -63,7 +63,11 @@ export interface RefState {
 
 /** Loads `<modelDir>/visualrwkv.safetensors` (path relative to tests/fixtures) as float64. */
 export function loadRefTensors(modelDir: string): Map<string, RefTensor> {
-  const raw = loadTensors(`${modelDir}/visualrwkv.safetensors`);
+  return refTensorsFrom(loadTensors(`${modelDir}/visualrwkv.safetensors`));
+}
+
+/** Checkpoint tensors (any source, e.g. a synthetic checkpoint) as float64, the `rwkv.` prefix stripped. */
+export function refTensorsFrom(raw: Map<string, HostTensor>): Map<string, RefTensor> {
   const out = new Map<string, RefTensor>();
   for (const [name, t] of raw) {
     const key = name.startsWith('rwkv.') ? name.slice('rwkv.'.length) : name;
@@ -91,11 +95,18 @@ export function configFromShapes(t: Map<string, RefTensor>): RefConfig {
 
 /** Loads a fixture model, e.g. `loadReferenceModel('models/rwkv7_tiny')`. */
 export function loadReferenceModel(modelDir: string): RefModel {
-  const tensors = loadRefTensors(modelDir);
+  return referenceModelFrom(loadRefTensors(modelDir), modelDir);
+}
+
+/**
+ * A reference model from float64 tensors (`refTensorsFrom`), e.g. of a checkpoint generated at test time.
+ * @example const m = referenceModelFrom(refTensorsFrom(parseSafetensors(bytes)), 'synthetic');
+ */
+export function referenceModelFrom(tensors: Map<string, RefTensor>, name: string): RefModel {
   const config = configFromShapes(tensors);
-  const w = (name: string): Vec => {
-    const x = tensors.get(name);
-    if (!x) throw new Error(`${modelDir}: no tensor ${name}`);
+  const w = (key: string): Vec => {
+    const x = tensors.get(key);
+    if (!x) throw new Error(`${name}: no tensor ${key}`);
     return x.data;
   };
   return {
