@@ -105,7 +105,8 @@ export function requestSettings(s: PageSettings): Pick<ChatRequest, 'sampler' | 
     sampler: { temperature: s.temperature, topP: s.topP, alphaPresence: s.presencePenalty, alphaFrequency: s.frequencyPenalty },
     maxTokens: s.maxTokens,
     position: s.position,
-    bidirectional: s.bidirectional,
+    // Only an explicit change is sent: the engine picks the default per checkpoint version (v6.0 on, v7.00 off).
+    ...(s.bidirectional !== DEFAULT_SETTINGS.bidirectional ? { bidirectional: s.bidirectional } : {}),
   };
 }
 
