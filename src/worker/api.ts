@@ -112,7 +112,7 @@ export class VisualRwkvEngine {
       projector?.destroy();
       throw e;
     } finally {
-      await src.close?.();
+      if (src !== opts.model) await src.close?.(); // close what we opened, never the caller's ByteSource
     }
   }
 

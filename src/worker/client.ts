@@ -51,15 +51,16 @@ export async function createVisualRwkv(opts: CreateOptions): Promise<VisualRwkv>
 }
 
 async function inProcess(opts: CreateOptions): Promise<VisualRwkv> {
-  const { VisualRwkvEngine } = await import('./api');
-  const engine = await VisualRwkvEngine.create(opts);
+  const { EngineHost } = await import('./host');
+  const host = new EngineHost(opts);
+  const engine = await host.ensure();
   return {
     info: engine.info,
-    chat: (req) => engine.chat(req),
-    generate: (inputs, settings) => engine.generate(inputs, settings),
-    interrupt: () => engine.interrupt(),
-    reset: async () => engine.reset(),
-    dispose: async () => engine.dispose(),
+    chat: (req) => host.chat(req),
+    generate: (inputs, settings) => host.generate(inputs, settings),
+    interrupt: () => host.interrupt(),
+    reset: async () => host.reset(),
+    dispose: async () => host.dispose(),
   };
 }
 

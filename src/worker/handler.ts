@@ -1,22 +1,25 @@
 /** The object a worker exposes: the engine as pull-based calls (one generation at a time). */
-import { VisualRwkvEngine, type EngineInfo } from './api';
+import type { EngineInfo } from './api';
+import { EngineHost } from './host';
 import type { ChatRequest, EngineOptions, Progress, TokenChunk, GenerationSettings } from '../types';
 import type { InputRow } from '../model/model';
 import { InvalidArgumentError } from '../errors';
 
-let engine: VisualRwkvEngine | null = null;
+let host: EngineHost | null = null;
 let current: AsyncGenerator<TokenChunk> | null = null;
 
-function need(): VisualRwkvEngine {
-  if (!engine) throw new InvalidArgumentError('the engine is not loaded yet');
-  return engine;
+function need(): EngineHost {
+  if (!host) throw new InvalidArgumentError('the engine is not loaded yet');
+  return host;
 }
 
 export const workerApi = {
   async init(opts: Omit<EngineOptions, 'onProgress'>, onProgress?: (p: Progress) => void): Promise<EngineInfo> {
-    engine?.dispose();
-    engine = null;
-    engine = await VisualRwkvEngine.create({ ...opts, onProgress: onProgress ? (p) => void onProgress(p) : undefined });
+    host?.dispose();
+    host = null;
+    const h = new EngineHost({ ...opts, onProgress: onProgress ? (p) => void onProgress(p) : undefined });
+    const engine = await h.ensure();
+    host = h;
     return engine.info;
   },
   startChat(req: ChatRequest): void {
@@ -41,21 +44,21 @@ export const workerApi = {
   async cancel(): Promise<void> {
     const c = current;
     current = null;
-    engine?.interrupt();
+    host?.interrupt();
     await c?.return(undefined);
   },
   interrupt(): void {
-    engine?.interrupt();
+    host?.interrupt();
   },
   reset(): void {
     need().reset();
   },
-  info(): EngineInfo {
-    return need().info;
+  async info(): Promise<EngineInfo> {
+    return (await need().ensure()).info;
   },
   dispose(): void {
-    engine?.dispose();
-    engine = null;
+    host?.dispose();
+    host = null;
   },
 };
 

@@ -90,3 +90,40 @@ describe('VisualRwkvEngine', () => {
     expect(ok).toHaveLength(6);
   });
 });
+
+describe('EngineHost (device loss)', () => {
+  it('a device lost between requests reloads transparently; lost mid-reply → DeviceLostError, then reloads', async () => {
+    const { EngineHost } = await import('../../src/worker/host');
+    const { DeviceLostError } = await import('../../src/errors');
+    const host = new EngineHost({ model });
+    const first = await host.ensure();
+    const before = await collect(host.chat({ text: 'Hi', ...settings }));
+    first.gpu.device.destroy(); // what a driver reset looks like to WebGPU
+    await new Promise((r) => setTimeout(r, 50));
+    const after = await collect(host.chat({ text: 'Hi', ...settings, newChat: true }));
+    expect(host.recoveries).toBe(1);
+    expect(host.current).not.toBe(first);
+    expect(after.map((c) => c.id)).toEqual(before.map((c) => c.id));
+    // lost while generating
+    const second = host.current!;
+    const seen: TokenChunk[] = [];
+    await expect(
+      (async () => {
+        for await (const c of host.chat({ text: 'Hi', sampler: { ...GREEDY, stopIds: [] }, maxTokens: 50, newChat: true })) {
+          seen.push(c);
+          if (seen.length === 2) second.gpu.device.destroy();
+        }
+      })(),
+    ).rejects.toBeInstanceOf(DeviceLostError);
+    expect(seen.length).toBeLessThan(50);
+    const again = await collect(host.chat({ text: 'Hi', ...settings, newChat: true }));
+    expect(host.recoveries).toBe(2);
+    expect(again.map((c) => c.id)).toEqual(before.map((c) => c.id));
+    // interrupt issued before the host has an engine generation still applies
+    const g = host.chat({ text: 'Hello', sampler: { ...GREEDY, stopIds: [] }, maxTokens: 100, newChat: true });
+    host.interrupt();
+    const chunks = await collect(g);
+    expect(chunks.at(-1)!.done).toBe('interrupted');
+    host.dispose();
+  });
+});
