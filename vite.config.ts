@@ -1,4 +1,5 @@
 import { defineConfig } from 'vite';
+import { pwa } from './src/pwa/vite-plugin.js';
 
 const isolation = {
   // Cross-origin isolation: needed later for multi-threaded onnxruntime-web WASM.
@@ -7,6 +8,8 @@ const isolation = {
 };
 
 export default defineConfig({
+  // pwa(): after `vite build`, writes dist/app/sw.js (the offline service worker, versioned by the build's files).
+  plugins: [pwa()],
   server: { headers: isolation, host: '127.0.0.1', port: 5173 },
   preview: { headers: isolation, host: '127.0.0.1', port: 4173 },
   worker: { format: 'es' },

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * visualrwkv-web: VisualRWKV (RWKV-6/7 vision-language RNN) on WebGPU, in browsers and Node.
  * @example

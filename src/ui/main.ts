@@ -20,6 +20,7 @@ import { DEFAULT_SETTINGS, SettingsForm, requestSettings, settingsFromQuery, set
 import { ProgressBar, fetchWithProgress, formatBytes, formatDuration } from './progress';
 import { ImagePicker, type PickedImage } from './image';
 import { Transcript, type AssistantMessage } from './chat';
+import { keepOffline, registerServiceWorker } from '../pwa/register';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -185,6 +186,7 @@ async function load(model: string | File, encoder: string | File | null): Promis
     shared = { model: typeof model === 'string' ? model : null, encoder: typeof encoder === 'string' ? encoder : null };
     show(ui.engine, 'ready', describe(next.info, baseName(model), (performance.now() - t0) / 1000));
     updateLinks();
+    void keepOffline([shared.model, shared.encoder].map((u) => u && absolute(u))); // store URL-loaded files for offline use
   } catch (e) {
     console.warn('loading failed:', e);
     for (const b of [bars.weights, bars.encoder]) if (!b.el.hidden && b.el.dataset.state !== 'done') b.fail('failed');
@@ -387,4 +389,5 @@ async function start(): Promise<void> {
   if (preModel) void load(preModel, preEncoder || null);
 }
 
+void registerServiceWorker({ status: $('offline'), update: $('update') });
 void start();
