@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs, Args, parseIds } from './args';
 import { InvalidArgumentError, VisualRwkvError, ShapeError } from '../errors';
 import { nodeFileSource } from '../weights/node-source';
+import { urlSource } from '../weights/source';
 import { openCheckpoint } from '../weights/checkpoint';
 import { parseSafetensors, writeSafetensors } from '../weights/safetensors';
 import { toF32 } from '../weights/dtype';
@@ -104,7 +105,8 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
   if (maxTokens < 1) throw new InvalidArgumentError('--max-tokens must be at least 1');
   const stopIds = a.all('stop-id').map((s) => parseIds(s, '--stop-id')).flat();
   const bidiFlag = a.onOff('bidirectional');
-  const src = await nodeFileSource(modelPath);
+  // a path, or an http(s) URL read with range requests (the loading bar then shows the download)
+  const src = /^https?:/i.test(modelPath) ? await urlSource(modelPath) : await nodeFileSource(modelPath);
   let gpu: Awaited<ReturnType<typeof createNodeGpu>> | null = null;
   try {
     const ckpt = await openCheckpoint(src);
@@ -132,7 +134,7 @@ async function cmdRun(a: Args, quiet: boolean): Promise<void> {
     if (!quiet) process.stderr.write(`generated ${res.ids.length} ids: ${res.ids.join(',')} → ${out}\n`);
     model.destroy();
   } finally {
-    await src.close();
+    await src.close?.();
     if (gpu) releaseNodeGpu(gpu);
   }
 }

@@ -1,11 +1,22 @@
-/** A one-line progress bar on stderr (bytes, %, rate, ETA); silent when stderr is not a TTY except for the last line. */
+/**
+ * A one-line progress bar on stderr (bytes, %, rate, ETA), redrawn in place on a terminal; when stderr is not a
+ * terminal (logs, CI) it prints a plain line at each quarter instead.
+ */
 export class ProgressBar {
   private start = Date.now();
   private last = 0;
+  private quarter = -1;
   constructor(private readonly title: string) {}
 
   update(loaded: number, total: number): void {
-    if (!process.stderr.isTTY) return;
+    if (!process.stderr.isTTY) {
+      const q = total > 0 ? Math.floor((4 * loaded) / total) : 0;
+      if (q > this.quarter) {
+        this.quarter = q;
+        process.stderr.write(this.line(loaded, total).trimEnd() + '\n');
+      }
+      return;
+    }
     const now = Date.now();
     if (now - this.last < 100 && loaded < total) return;
     this.last = now;

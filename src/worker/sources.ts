@@ -29,5 +29,9 @@ export async function openSource(src: ModelSource): Promise<ByteSource> {
 export async function readAll(src: ModelSource): Promise<Uint8Array> {
   if (src instanceof Uint8Array) return src;
   const s = await openSource(src);
-  return s.read(0, s.size);
+  try {
+    return await s.read(0, s.size);
+  } finally {
+    if (s !== src) await s.close?.(); // close what we opened, never the caller's source
+  }
 }

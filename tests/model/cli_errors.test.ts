@@ -69,6 +69,51 @@ describe('visualrwkv run refuses bad checkpoints', () => {
   });
 });
 
+describe('visualrwkv run --model <url>', () => {
+  it('reads a checkpoint over HTTP range requests, shows progress, and gives the same result as the file', async () => {
+    const { createServer } = await import('node:http');
+    const bytes = readFileSync(fixturePath('models/rwkv6_tiny/visualrwkv.pth'));
+    let ranged = 0;
+    const server = createServer((req, res) => {
+      const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '');
+      if (!m) {
+        res.writeHead(200, { 'Content-Length': bytes.length, 'Accept-Ranges': 'bytes' });
+        res.end(req.method === 'HEAD' ? undefined : bytes);
+        return;
+      }
+      ranged++;
+      const a = Number(m[1]);
+      const b = m[2] ? Number(m[2]) : bytes.length - 1;
+      res.writeHead(206, { 'Content-Range': `bytes ${a}-${b}/${bytes.length}`, 'Content-Length': b - a + 1 });
+      res.end(bytes.subarray(a, b + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const outUrl = join(tmp, 'url.safetensors');
+      const outFile = join(tmp, 'file.safetensors');
+      const { spawn } = await import('node:child_process');
+      // spawn (not spawnSync): this process must keep serving while the CLI reads
+      const runAsync = (args: string[]) =>
+        new Promise<{ status: number | null; stderr: string }>((resolve) => {
+          const p = spawn(process.execPath, ['bin/visualrwkv.mjs', ...args]);
+          let stderr = '';
+          p.stderr.on('data', (d) => (stderr += d));
+          p.on('close', (status) => resolve({ status, stderr }));
+        });
+      const r1 = await runAsync(['run', '--model', `http://127.0.0.1:${port}/visualrwkv.pth`, '--ids', '1,2,3', '--max-tokens', '3', '--out', outUrl]);
+      expect(r1.status, r1.stderr).toBe(0);
+      expect(r1.stderr).toMatch(/\[#+\.*\] 100%/); // the progress bar reached the end
+      expect(ranged).toBeGreaterThan(5); // tensor by tensor, never the whole file
+      const r2 = await runAsync(['run', '--model', fixturePath('models/rwkv6_tiny/visualrwkv.pth'), '--ids', '1,2,3', '--max-tokens', '3', '--out', outFile, '--quiet']);
+      expect(r2.status, r2.stderr).toBe(0);
+      expect(readFileSync(outUrl).equals(readFileSync(outFile))).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('visualrwkv tokenize / detokenize', () => {
   const golden = readJson('tokenizer/tokenizer_golden.json');
   const entries = (golden.encode as { text: string; ids: number[] }[]);
