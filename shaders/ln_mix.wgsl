@@ -11,10 +11,13 @@
 //   ln_mix       one workgroup per row t; dispatch grid (x, y) folded as t = wid.x + wid.y · num_workgroups.x.
 //   ln_mix_lora  workgroup (g, t) computes the LN + mix of row t (every workgroup of the row redoes it: a row is C
 //                floats, far less than the ROWS·C weights it then reads) and h[t, gROWS … gROWS + ROWS − 1]:
-//                per-thread partial dots over its channels, one shared-memory tree for the ROWS sums.
-//                Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t.
+//                per-thread partial dots over its channels, then a two-stage fixed-order sum of the ROWS × WG
+//                partials in workgroup memory (two barriers).
+//                Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t. The host picks ROWS so that a workgroup
+//                reads ~8K weights (fewer, larger workgroups for small C: each one pays the LN's barriers).
 // Each thread keeps its channels (pairs c = lid + i·WG, i < PAIRS) in registers, so x is read once per LN.
-// Override: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (4096).
+// Overrides: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (4096).
+//            ROWS LoRA outputs per workgroup (ln_mix_lora; default 4); workgroup memory 4 · WG · ROWS bytes.
 // Defines: LORA (the ln_mix_lora entry and its bindings) · W_F16 (W1 holds IEEE halfs, else bf16).
 // Bindings (group 0): 0 params, 1 x, 2 prev, 3 weight, 4 bias, 5 mu, 6 a, then 7 out (ln_mix) or 7 w1, 8 h (LORA).
 
@@ -47,7 +50,7 @@ struct Params {
 
 override WG: u32 = 256u;
 const PAIRS: u32 = 8u; // vec2 per thread kept in registers
-const ROWS: u32 = 4u;  // LoRA outputs per workgroup
+override ROWS: u32 = 4u;
 
 var<workgroup> red: array<f32, WG * ROWS>;
 
@@ -143,26 +146,32 @@ fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     }
   }
   let n0 = wid.x * ROWS;
-  for (var r = 0u; r < ROWS; r++) {
-    let n = n0 + r;
+  let nr = min(ROWS, p.NL - n0); // rows of this workgroup that exist
+  for (var r = 0u; r < nr; r++) {
+    let wrow = (n0 + r) * half;
     var s = 0.0;
-    if (n < p.NL) {
-      for (var i = 0u; i < PAIRS; i++) {
-        let c = lid + i * WG;
-        if (c < half) { s += dot(z[i], unpack_w(w1[n * half + c])); }
-      }
+    for (var i = 0u; i < PAIRS; i++) {
+      let c = lid + i * WG;
+      if (c < half) { s += dot(z[i], unpack_w(w1[wrow + c])); }
     }
     red[r * WG + lid] = s;
   }
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      for (var r = 0u; r < ROWS; r++) { red[r * WG + lid] += red[r * WG + lid + s]; }
-    }
-    workgroupBarrier();
+  // Sum each row's WG partials in two fixed-order stages (2 barriers for any ROWS): segments of L = min(ROWS, WG)
+  // partials, S = WG / L per row, each summed by one thread into its first slot; then S segment sums per row.
+  let L = min(ROWS, WG);
+  let S = WG / L;
+  for (var q = lid; q < nr * S; q += WG) {
+    let base = (q / S) * WG + (q % S) * L;
+    var acc = 0.0;
+    for (var e = 0u; e < L; e++) { acc += red[base + e]; }
+    red[base] = acc;
   }
-  if (lid < ROWS && n0 + lid < p.NL) {
-    h[t * p.NL + n0 + lid] = tanh_acc(red[lid * WG]);
+  workgroupBarrier();
+  for (var r = lid; r < nr; r += WG) {
+    var acc = 0.0;
+    for (var q = 0u; q < S; q++) { acc += red[r * WG + q * L]; }
+    h[t * p.NL + n0 + r] = tanh_acc(acc);
   }
 }
 

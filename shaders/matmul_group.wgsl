@@ -10,14 +10,18 @@
 // channel mix: W = [W_key; W_receptance] over its two shifted inputs (relu2, sigmoid).
 //
 // Entries (one per module, chosen by the MAT define); the same structure as matmul.wgsl:
-//   matmul_group_vec (decode, T small): W streamed once per tile of TT ∈ {1, 2, 4} token rows; per output row the
-//     block is looked up (rows of one workgroup may span blocks). SUBGROUP: each subgroup owns whole rows and
-//     reduces with subgroupAdd, ROWS rows per workgroup; otherwise TPR threads per row and a shared-memory tree.
-//     Dispatch (gx, gy, ceil(T / TT)): row block g = wid.x + wid.y · num_workgroups.x over all Σ N_b rows.
+//   matmul_group_vec (decode, T small): W streamed once per tile of TT ∈ {1, 2, 4} token rows. As matmul.wgsl's
+//     vec kernel, a lane works on a group of 4 consecutive rows (4 independent loads per step, x loaded once for
+//     them, a vec4 accumulator per token); groups never straddle blocks (block b owns ceil(N_b / 4) groups from
+//     group0_b; a partial last group clamps its loads and drops the extra rows). SUBGROUP: each subgroup owns whole
+//     groups (ids from a workgroup atomic) and reduces with subgroupAdd; otherwise TPR threads per group and a
+//     shared-memory tree. GROUPS groups per workgroup. Dispatch (gx, gy, ceil(T / TT)): workgroup
+//     wid.x + wid.y · num_workgroups.x, token tile wid.z.
 //   matmul_group_mat (prefill): 64×64 output tiles that never straddle blocks: workgroup x = tile0_b + (tile within
 //     block b), y = token tile. 256 threads, K in steps of 16 through shared memory, 4×4 register block per thread.
 //     Dispatch (Σ_b ceil(N_b / 64), ceil(T / 64)).
-// Overrides (vec): WG threads per workgroup · TPR threads per row (workgroup path) · ROWS rows per workgroup (subgroup).
+// Overrides (vec): WG threads per workgroup · TPR threads per row group (workgroup path) · GROUPS row groups per
+//   workgroup.
 // Defines: MAT · SUBGROUP · W_F16 (IEEE half weights, else bf16) · VEC8 (K % 8 == 0) · TT2 / TT4 (token tile 2 / 4,
 //   else 1) · Y1…Y4 (output bindings y1…y4 present; y0 always).
 // Bindings (group 0): 0 params, 1 x, 2 w, 3 y0, 4 y1, 5 y2, 6 y3, 7 y4.
@@ -40,7 +44,7 @@ struct Block {
   slot: u32,  // output binding y_slot
   yoff: u32,  // first element of the block's (T, N_b) output in y_slot
   tile0: u32, // first workgroup x of the block's tiles (mat)
-  _pad: u32,
+  group0: u32, // first row group of the block (vec: groups of 4 rows)
 }
 
 struct Params {
@@ -204,6 +208,9 @@ fn matmul_group_mat(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
 
 #else
 // ================================ matrix–vector (decode) ================================
+// As matmul.wgsl's vec kernel: a lane works on a GROUP of 4 consecutive output rows (of one block; a block's last
+// group may be partial) — 4 independent weight loads per step, the x values loaded once for the 4 rows, one vec4
+// accumulator per token.
 #ifdef VEC8
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>; // (rows of all blocks' inputs, K)
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>; // (Σ N_b, K / 8): 8 packed 16-bit weights each
@@ -218,65 +225,20 @@ const XPER: u32 = 2u;
 
 #ifdef TT4
 const TT: u32 = 4u;
-alias Acc = vec4<f32>;
 #else
 #ifdef TT2
 const TT: u32 = 2u;
-alias Acc = vec2<f32>;
 #else
 const TT: u32 = 1u;
-alias Acc = f32;
 #endif
 #endif
 
 override WG: u32 = 256u;
 override TPR: u32 = 64u;
-override ROWS: u32 = 64u;
+override GROUPS: u32 = 16u; // row groups per workgroup
 
-// Element index of the first x element of each token row of this tile (rows ≥ T clamped to T − 1).
+// Element index (in x's array) of the first x element of each token row of this tile (rows ≥ T clamped to T − 1).
 var<private> xrow: vec4<u32>;
-
-#ifdef VEC8
-fn tok(wa: vec4<f32>, wb: vec4<f32>, xr: u32, c: u32) -> f32 {
-  return dot(wa, x[xr + 2u * c]) + dot(wb, x[xr + 2u * c + 1u]);
-}
-fn chunk(wr: u32, c: u32) -> Acc {
-  let q = w[wr + c];
-  let wa = vec4<f32>(unpack_w(q.x), unpack_w(q.y));
-  let wb = vec4<f32>(unpack_w(q.z), unpack_w(q.w));
-#ifdef TT4
-  return vec4<f32>(tok(wa, wb, xrow.x, c), tok(wa, wb, xrow.y, c), tok(wa, wb, xrow.z, c), tok(wa, wb, xrow.w, c));
-#else
-#ifdef TT2
-  return vec2<f32>(tok(wa, wb, xrow.x, c), tok(wa, wb, xrow.y, c));
-#else
-  return tok(wa, wb, xrow.x, c);
-#endif
-#endif
-}
-#else
-fn chunk(wr: u32, c: u32) -> Acc {
-  let v = unpack_w(w[wr + c]);
-#ifdef TT4
-  return vec4<f32>(dot(v, x[xrow.x + c]), dot(v, x[xrow.y + c]), dot(v, x[xrow.z + c]), dot(v, x[xrow.w + c]));
-#else
-#ifdef TT2
-  return vec2<f32>(dot(v, x[xrow.x + c]), dot(v, x[xrow.y + c]));
-#else
-  return dot(v, x[xrow.x + c]);
-#endif
-#endif
-}
-#endif
-
-// The block holding global row n (n < ntot).
-fn block_of(n: u32) -> u32 {
-  var b = 0u;
-  for (var i = 1u; i < p.nblocks; i++) {
-    if (n >= p.blocks[i].n0) { b = i; }
-  }
-  return b;
-}
 
 fn set_xrow(t0: u32, first: u32) {
   let last = p.T - 1u;
@@ -284,22 +246,95 @@ fn set_xrow(t0: u32, first: u32) {
   xrow = (vec4<u32>(first) + t) * (p.K / XPER);
 }
 
-// Store the TT results of global row n of block b (token tile starting at t0).
-fn store_acc(b: u32, t0: u32, n: u32, v: Acc) {
-  let nl = n - p.blocks[b].n0;
-#ifdef TT4
-  store(b, t0, nl, v.x);
-  store(b, t0 + 1u, nl, v.y);
-  store(b, t0 + 2u, nl, v.z);
-  store(b, t0 + 3u, nl, v.w);
-#else
+// Partial sums of a row group: one vec4 (its 4 rows) per token of the tile.
+struct Acc {
+  t0: vec4<f32>,
 #ifdef TT2
-  store(b, t0, nl, v.x);
-  store(b, t0 + 1u, nl, v.y);
+  t1: vec4<f32>,
+#endif
+#ifdef TT4
+  t1: vec4<f32>,
+  t2: vec4<f32>,
+  t3: vec4<f32>,
+#endif
+}
+
+// Row group g (global over all blocks: block b owns ceil(N_b / 4) groups from group0) → its block.
+fn block_of_group(g: u32) -> u32 {
+  var b = 0u;
+  for (var i = 1u; i < p.nblocks; i++) {
+    if (g >= p.blocks[i].group0) { b = i; }
+  }
+  return b;
+}
+
+// Σ over this lane's chunks c = c0, c0 + stride, … of the 4 rows (element starts `rows`) × TT tokens.
+fn row_group(rows: vec4<u32>, c0: u32, stride: u32, chunks: u32) -> Acc {
+  var a: Acc;
+  a.t0 = vec4<f32>(0.0);
+#ifdef TT2
+  a.t1 = vec4<f32>(0.0);
+#endif
+#ifdef TT4
+  a.t1 = vec4<f32>(0.0);
+  a.t2 = vec4<f32>(0.0);
+  a.t3 = vec4<f32>(0.0);
+#endif
+  for (var c = c0; c < chunks; c += stride) {
+    let q0 = w[rows.x + c];
+    let q1 = w[rows.y + c];
+    let q2 = w[rows.z + c];
+    let q3 = w[rows.w + c];
+#ifdef VEC8
+    let wl = mat4x4<f32>(
+      vec4<f32>(unpack_w(q0.x), unpack_w(q0.y)), vec4<f32>(unpack_w(q1.x), unpack_w(q1.y)),
+      vec4<f32>(unpack_w(q2.x), unpack_w(q2.y)), vec4<f32>(unpack_w(q3.x), unpack_w(q3.y)));
+    let wh = mat4x4<f32>(
+      vec4<f32>(unpack_w(q0.z), unpack_w(q0.w)), vec4<f32>(unpack_w(q1.z), unpack_w(q1.w)),
+      vec4<f32>(unpack_w(q2.z), unpack_w(q2.w)), vec4<f32>(unpack_w(q3.z), unpack_w(q3.w)));
+    a.t0 += x[xrow.x + 2u * c] * wl + x[xrow.x + 2u * c + 1u] * wh;
+#ifdef TT2
+    a.t1 += x[xrow.y + 2u * c] * wl + x[xrow.y + 2u * c + 1u] * wh;
+#endif
+#ifdef TT4
+    a.t1 += x[xrow.y + 2u * c] * wl + x[xrow.y + 2u * c + 1u] * wh;
+    a.t2 += x[xrow.z + 2u * c] * wl + x[xrow.z + 2u * c + 1u] * wh;
+    a.t3 += x[xrow.w + 2u * c] * wl + x[xrow.w + 2u * c + 1u] * wh;
+#endif
 #else
-  store(b, t0, nl, v);
+    let wm = mat4x2<f32>(unpack_w(q0), unpack_w(q1), unpack_w(q2), unpack_w(q3));
+    a.t0 += x[xrow.x + c] * wm;
+#ifdef TT2
+    a.t1 += x[xrow.y + c] * wm;
+#endif
+#ifdef TT4
+    a.t1 += x[xrow.y + c] * wm;
+    a.t2 += x[xrow.z + c] * wm;
+    a.t3 += x[xrow.w + c] * wm;
 #endif
 #endif
+  }
+  return a;
+}
+
+// Group g: its block, first local row, and the element starts of its 4 rows in W (rows past the block's end
+// clamped to its last row; their sums are dropped at the store). Sets xrow for the block's input.
+struct Group { b: u32, n0: u32, rows: vec4<u32> }
+
+fn group_of(g: u32, t0: u32, chunks: u32) -> Group {
+  var gr: Group;
+  gr.b = block_of_group(g);
+  let blk = p.blocks[gr.b];
+  gr.n0 = (g - blk.group0) * 4u;
+  let last = blk.n0 + blk.rows - 1u;
+  gr.rows = min(vec4<u32>(blk.n0 + gr.n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * chunks;
+  set_xrow(t0, blk.xrow);
+  return gr;
+}
+
+// Store local rows n0 + j (j = lane, lane + stride, … < 4) of token t of block b from the row sums v.
+fn store_group(b: u32, t: u32, n0: u32, v: vec4<f32>, lane: u32, stride: u32) {
+  for (var j = lane; j < 4u; j += stride) { store(b, t, n0 + j, v[j]); }
 }
 
 #ifdef SUBGROUP
@@ -312,8 +347,9 @@ fn matmul_group_vec(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let first = (wid.x + wid.y * nwg.x) * ROWS;
-  if (first >= p.ntot) { return; } // uniform per workgroup
+  let first = (wid.x + wid.y * nwg.x) * GROUPS;
+  let ngroups = p.blocks[p.nblocks - 1u].group0 + (p.blocks[p.nblocks - 1u].rows + 3u) / 4u;
+  if (first >= ngroups) { return; } // uniform per workgroup
   var sg = 0u;
   if (subgroupElect()) { sg = atomicAdd(&subgroup_count, 1u); }
   sg = subgroupBroadcastFirst(sg);
@@ -321,20 +357,36 @@ fn matmul_group_vec(
   let n_sg = atomicLoad(&subgroup_count);
   let t0 = wid.z * TT;
   let chunks = p.K / PER;
-  let end = min(first + ROWS, p.ntot);
-  for (var n = first + sg; n < end; n += n_sg) {
-    let b = block_of(n);
-    set_xrow(t0, p.blocks[b].xrow);
-    let wr = n * chunks;
-    var acc = Acc(0.0);
-    for (var c = lane; c < chunks; c += sg_size) { acc += chunk(wr, c); }
-    let s = subgroupAdd(acc);
-    if (lane == 0u) { store_acc(b, t0, n, s); }
+  let end = min(first + GROUPS, ngroups);
+  for (var g = first + sg; g < end; g += n_sg) {
+    let gr = group_of(g, t0, chunks);
+    let a = row_group(gr.rows, lane, sg_size, chunks);
+    store_group(gr.b, t0, gr.n0, subgroupAdd(a.t0), lane, sg_size);
+#ifdef TT2
+    store_group(gr.b, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
+#endif
+#ifdef TT4
+    store_group(gr.b, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
+    store_group(gr.b, t0 + 2u, gr.n0, subgroupAdd(a.t2), lane, sg_size);
+    store_group(gr.b, t0 + 3u, gr.n0, subgroupAdd(a.t3), lane, sg_size);
+#endif
   }
 }
 
 #else
-var<workgroup> red: array<Acc, WG>;
+var<workgroup> red: array<vec4<f32>, WG>;
+
+// Tree-sum v over the TPR lanes of each row group and store token t's rows. Called in uniform control flow.
+fn reduce_store(lid: u32, lane: u32, ok: bool, b: u32, t: u32, n0: u32, v: vec4<f32>) {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s = s >> 1u) {
+    if (lane < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (ok) { store_group(b, t, n0, red[lid - lane], lane, TPR); }
+  workgroupBarrier(); // red is reused by the next token
+}
 
 @compute @workgroup_size(WG)
 fn matmul_group_vec(
@@ -343,23 +395,24 @@ fn matmul_group_vec(
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
   let first = (wid.x + wid.y * nwg.x) * (WG / TPR);
-  if (first >= p.ntot) { return; } // uniform per workgroup
+  let ngroups = p.blocks[p.nblocks - 1u].group0 + (p.blocks[p.nblocks - 1u].rows + 3u) / 4u;
+  if (first >= ngroups) { return; } // uniform per workgroup
   let lane = lid % TPR;
-  let n = min(first + lid / TPR, p.ntot - 1u); // rows ≥ ntot redo row ntot − 1 and skip the store
-  let b = block_of(n);
+  let g = first + lid / TPR;
+  let ok = g < ngroups; // groups past the end redo the last group and skip the store
   let t0 = wid.z * TT;
-  set_xrow(t0, p.blocks[b].xrow);
   let chunks = p.K / PER;
-  let wr = n * chunks;
-  var acc = Acc(0.0);
-  for (var c = lane; c < chunks; c += TPR) { acc += chunk(wr, c); }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s = s >> 1u) {
-    if (lane < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && first + lid / TPR < p.ntot) { store_acc(b, t0, n, red[lid]); }
+  let gr = group_of(min(g, ngroups - 1u), t0, chunks);
+  let a = row_group(gr.rows, lane, TPR, chunks);
+  reduce_store(lid, lane, ok, gr.b, t0, gr.n0, a.t0);
+#ifdef TT2
+  reduce_store(lid, lane, ok, gr.b, t0 + 1u, gr.n0, a.t1);
+#endif
+#ifdef TT4
+  reduce_store(lid, lane, ok, gr.b, t0 + 1u, gr.n0, a.t1);
+  reduce_store(lid, lane, ok, gr.b, t0 + 2u, gr.n0, a.t2);
+  reduce_store(lid, lane, ok, gr.b, t0 + 3u, gr.n0, a.t3);
+#endif
 }
 #endif
 #endif

@@ -14,8 +14,8 @@ import code from '../../shaders/ln_mix.wgsl?raw';
 const SHADER = { name: 'ln_mix', code };
 const PAIRS = 8;
 const MAX_WG = 256;
-/** LoRA outputs per workgroup (ROWS in the shader). */
-const LORA_ROWS = 4;
+/** Weights one ln_mix_lora workgroup aims to read (sets ROWS, the LoRA outputs per workgroup). */
+const LORA_WEIGHTS_PER_WG = 8192;
 /** Largest C: 2 · PAIRS · 256. */
 export const LN_MIX_MAX_C = 2 * PAIRS * MAX_WG;
 
@@ -80,7 +80,8 @@ export function lnMixOp(gpu: Gpu, p: LnMixArgs): KernelOp {
 }
 
 /**
- * Workgroups (ceil(NL / 4), T); each redoes the LN of its row.
+ * Workgroups (ceil(NL / ROWS), T); each redoes the LN of its row and computes ROWS LoRA outputs, ROWS ≈ 8K / C
+ * (a power of two, 4 at least, within the workgroup memory).
  *
  * @example
  * ops.push(lnMixLoraOp(gpu, { x: s.x, prev: st.att, weight: ln1.weight, bias: ln1.bias, mu: att.time_maa_x, w1: att.time_maa_w1, a: s.a, h: s.h, T: 1, C }));
@@ -95,7 +96,12 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
   needBytes(p.mu, C * 4, `${label}: mu (${C})`);
   needBytes(p.h, T * NL * 4, `${label}: h (${T}, ${NL})`);
   for (const b of [p.x, p.prev, p.weight, p.bias, p.mu, p.a]) if (b === p.h) throw new ShapeError(`${label}: h must not alias an input or a`);
-  const gx = Math.ceil(NL / LORA_ROWS);
+  const wg = wgFor(C);
+  const rowsFit = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / (4 * wg));
+  let rows = 4;
+  while (rows * 2 * C <= LORA_WEIGHTS_PER_WG && rows * 2 <= rowsFit && rows < NL) rows *= 2;
+  if (rows > rowsFit) throw new ShapeError(`${label}: ${4 * wg * rows} B of workgroup memory needed, the device has ${gpu.limits.maxComputeWorkgroupStorageSize}`);
+  const gx = Math.ceil(NL / rows);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (gx > maxDim || T > maxDim) throw new ShapeError(`${label}: T = ${T} or NL = ${NL} exceeds the dispatch limit`);
   return {
@@ -104,7 +110,7 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
     shader: SHADER,
     entry: 'ln_mix_lora',
     defines: w1.dtype === 'f16' ? { LORA: true, W_F16: true } : { LORA: true },
-    overrides: { WG: wgFor(C) },
+    overrides: { WG: wg, ROWS: rows },
     layout: ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'read', 'rw'],
     bindings: [params(gpu, label, T, C, 1, NL, eps), p.x, p.prev, p.weight, p.bias, p.mu, p.a, w1.buffer, p.h],
     workgroups: [gx, T],

@@ -26,6 +26,8 @@ export const MATMUL_GROUP_MAX_OUTPUTS = 5;
 export const MATMUL_GROUP_VEC_MAX_T = 4;
 const TILE = 64;
 const VEC_WG = 256;
+/** Output rows a vec lane works on at once (the shader's row group). */
+const VEC_GROUP = 4;
 
 export interface MatmulGroupBlock {
   /** Output features of this block: the next `rows` rows of W (blocks follow each other in W). */
@@ -87,6 +89,7 @@ export function matmulGroupOp(gpu: Gpu, a: MatmulGroupArgs): KernelOp {
   const table = new Uint32Array(4 + 8 * MATMUL_GROUP_MAX_BLOCKS);
   let n0 = 0;
   let tiles = 0;
+  let groups = 0;
   let maxBranch = 0;
   blocks.forEach((b, i) => {
     const name = `${label}: block ${i}${b.name ? ` (${b.name})` : ''}`;
@@ -110,9 +113,10 @@ export function matmulGroupOp(gpu: Gpu, a: MatmulGroupArgs): KernelOp {
     rs.push([off, off + T * b.rows, name]);
     regions.set(b.out, rs);
     maxBranch = Math.max(maxBranch, b.branch);
-    table.set([n0, b.rows, xOff + b.branch * T, EPI_CODE[epi], slot, off, tiles, 0], 4 + 8 * i);
+    table.set([n0, b.rows, xOff + b.branch * T, EPI_CODE[epi], slot, off, tiles, groups], 4 + 8 * i);
     n0 += b.rows;
     tiles += Math.ceil(b.rows / TILE);
+    groups += Math.ceil(b.rows / VEC_GROUP);
   });
   if (slots.length > MATMUL_GROUP_MAX_OUTPUTS) throw new ShapeError(`${label}: ${slots.length} output buffers (≤ ${MATMUL_GROUP_MAX_OUTPUTS})`);
   if (n0 !== w.rows) throw new ShapeError(`${label}: blocks cover ${n0} rows, w has ${w.rows}`);
@@ -143,19 +147,19 @@ export function matmulGroupOp(gpu: Gpu, a: MatmulGroupArgs): KernelOp {
   const reduce = a.vecReduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup');
   if (reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError(`${label}: vecReduce 'subgroup' needs the subgroups feature`);
   let overrides: Record<string, number>;
-  let rowsPerWg: number;
+  let groupsPerWg: number;
   if (reduce === 'subgroup') {
     defines.SUBGROUP = true;
     const wg = 128;
-    rowsPerWg = Math.max(1, Math.floor(wg / subgroupMinSize(gpu)));
-    overrides = { WG: wg, ROWS: rowsPerWg };
+    groupsPerWg = Math.max(1, Math.floor(wg / subgroupMinSize(gpu))); // one row group per subgroup
+    overrides = { WG: wg, GROUPS: groupsPerWg };
   } else {
-    // ~4 loads per thread before the reduction; 4…64 threads per row (as matmul).
+    // ~4 loads per thread before the reduction; 4…64 threads per row group (as matmul).
     const tpr = Math.min(64, VEC_WG, Math.max(4, nextPow2(Math.ceil(chunks / 4))));
-    rowsPerWg = VEC_WG / tpr;
+    groupsPerWg = VEC_WG / tpr;
     overrides = { WG: VEC_WG, TPR: tpr };
   }
-  const [gx, gy] = grid2d(Math.ceil(n0 / rowsPerWg), maxDim);
+  const [gx, gy] = grid2d(Math.ceil(groups / groupsPerWg), maxDim);
   const gz = Math.ceil(T / tt);
   if (gz > maxDim) throw new ShapeError(`${label}: T = ${T} is too large for the vec kernel`);
   return { kind: 'kernel', label, shader: SHADER, entry: 'matmul_group_vec', defines, overrides, layout, bindings, workgroups: [gx, gy, gz] };

@@ -24,6 +24,7 @@ export interface Scratch {
   xf: GPUBuffer; // (2, T, C) channel-mix inputs k, r
   kf: GPUBuffer; // (T, F) relu(k)²
   rf: GPUBuffer; // (T, C) sigmoid(r)
+  att6: GPUBuffer; // (min(T, 4), 4C + Rd) RWKV-6 decode: r, k, v, g, dh packed block after block (matmul_group → wkv6_fused)
   lora: GPUBuffer; // (T, max v7 LoRA rank)
   alog: GPUBuffer; // (T, C) v7 α logit
   vgate: GPUBuffer; // (T, C) v7 value-residual gate logit
@@ -67,6 +68,7 @@ export function createScratch(gpu: Gpu, cfg: ModelConfig, rows: number): Scratch
     xf: f32('xf', 2 * T * C),
     kf: f32('kf', T * F),
     rf: f32('rf', T * C),
+    att6: f32('att6', cfg.arch === 'rwkv6' ? Math.min(T, 4) * (4 * C + Rd) : 1),
     lora: f32('lora', T * Math.max(1, cfg.loraW, cfg.loraA, cfg.loraV, cfg.loraG)),
     alog: f32('alog', cfg.arch === 'rwkv7' ? T * C : 1),
     vgate: f32('vgate', cfg.arch === 'rwkv7' ? T * C : 1),
