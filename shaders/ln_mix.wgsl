@@ -157,9 +157,10 @@ fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     red[r * WG + lid] = s;
   }
   workgroupBarrier();
-  // Sum each row's WG partials in two fixed-order stages (2 barriers for any ROWS): segments of L = min(ROWS, WG)
-  // partials, S = WG / L per row, each summed by one thread into its first slot; then S segment sums per row.
-  let L = min(ROWS, WG);
+  // Sum each row's WG partials in two fixed-order stages (2 barriers for any ROWS): segments of L partials
+  // (L = min(WG, max(ROWS, 16)): ≤ WG segments in all, and short sequential sums in both stages), S = WG / L per
+  // row, each summed by one thread into its first slot; then the S segment sums of each row.
+  let L = min(WG, max(ROWS, 16u));
   let S = WG / L;
   for (var q = lid; q < nr * S; q += WG) {
     let base = (q / S) * WG + (q % S) * L;

@@ -61,7 +61,7 @@ const LORA_CASES: LoraCase[] = [
   { name: 'T=4 C=64 NL=7 f16 (NL not a multiple of 4)', T: 4, C: 64, NL: 7, dtype: 'f16', rows: MIXED },
   { name: 'T=1 C=2048 NL=160 bf16, large mean', T: 1, C: 2048, NL: 160, dtype: 'bf16', rows: [[20, 0.5]] },
   { name: 'T=70 C=34 NL=10 bf16', T: 70, C: 34, NL: 10, dtype: 'bf16', rows: MIXED },
-  { name: 'T=2 C=256 NL=300 f16 (128 outputs per 32-thread workgroup, partial last)', T: 2, C: 256, NL: 300, dtype: 'f16', rows: PLAIN },
+  { name: 'T=2 C=256 NL=300 f16 (several workgroups, the last one partial)', T: 2, C: 256, NL: 300, dtype: 'f16', rows: PLAIN },
 ];
 
 async function runMix(gpu: Gpu, cs: MixCase, seed: number): Promise<number> {
