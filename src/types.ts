@@ -2,6 +2,7 @@
 import type { SamplerOptions } from './text/sampler';
 import type { ImagePosition } from './text/prompt';
 import type { ByteSource } from './weights/source';
+import type { TensorSink } from './model/upload';
 
 /** Where a model or encoder comes from: a URL (HTTP range requests), a File/Blob, bytes, a ByteSource, or (Node) a path. */
 export type ModelSource = string | Blob | Uint8Array | ByteSource;
@@ -30,6 +31,12 @@ export interface EngineOptions {
   tokensPerImage?: number;
   /** onnxruntime-web execution providers (default: webgpu where available, then wasm). */
   encoderProviders?: ('webgpu' | 'wasm')[];
+  /**
+   * Receives every weight buffer exactly as uploaded, then the projector's tensors unchanged: pass a
+   * GpuReadyRecorder's `sink` to write a GPU-ready copy (src/model/gpu-ready.ts). Loading waits for its promises.
+   * Used for the first load only (not for a reload after GPU device loss).
+   */
+  recordTensors?: TensorSink;
 }
 
 export interface GenerationSettings {

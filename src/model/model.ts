@@ -12,7 +12,8 @@ import { submit, type Op } from '../engine/op';
 import { ContextOverflowError, InvalidArgumentError, ShapeError, WeightsFormatError } from '../errors';
 import type { Checkpoint } from '../weights/checkpoint';
 import { readModelConfig, type ModelConfig } from './config';
-import { TensorReader, type LoadProgress } from './upload';
+import { TensorReader, type LoadProgress, type TensorSink } from './upload';
+import { gpuReadyConfig } from './gpu-ready';
 import { RnnState } from './state';
 import { createScratch, destroyScratch, type Scratch } from './scratch';
 import { loadRwkv6Layer, rwkv6LayerOps, type Rwkv6Layer } from './rwkv6';
@@ -46,6 +47,8 @@ export interface LoadModelOptions {
   checkAbort?: () => void;
   /** Rows per prefill segment (default 256). */
   maxRows?: number;
+  /** Receives every weight buffer as uploaded (to write a GPU-ready copy; see gpu-ready.ts). */
+  sink?: TensorSink;
 }
 
 interface Weights {
@@ -74,10 +77,10 @@ export class RwkvModel {
     this.scratch = createScratch(gpu, cfg, maxRows);
   }
 
-  /** Load an RWKV-6 checkpoint (full VisualRWKV, split `_rwkv.pth` or bare LM) tensor by tensor onto the GPU. */
+  /** Load an RWKV-6/7 checkpoint (full VisualRWKV, split `_rwkv.pth`, bare LM or a GPU-ready copy) tensor by tensor onto the GPU. */
   static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
-    const cfg = readModelConfig(ckpt);
-    const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort);
+    const cfg = gpuReadyConfig(ckpt) ?? readModelConfig(ckpt); // a GPU-ready copy carries its config
+    const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort, opts.sink);
     try {
       const { C, V } = cfg;
       const emb = await r.matrix('emb.weight', V, C);

@@ -26,6 +26,8 @@ export interface Checkpoint {
   name: string;
   format: 'pth' | 'safetensors';
   tensors: Map<string, TensorInfo>;
+  /** safetensors `__metadata__` (e.g. a GPU-ready copy's, see src/model/gpu-ready.ts); absent for .pth. */
+  metadata?: Record<string, string>;
 }
 
 /** Which container a file is, from its first bytes. */
@@ -88,5 +90,5 @@ export async function openSafetensors(source: ByteSource): Promise<Checkpoint> {
       read: async () => ({ dtype: e.dtype, shape: [...e.shape], bytes: await source.read(e.begin, byteLength) }),
     });
   }
-  return { name: file, format: 'safetensors', tensors };
+  return { name: file, format: 'safetensors', tensors, metadata: h.metadata };
 }

@@ -11,6 +11,8 @@ import { createGpu, adapterName } from '../engine/gpu';
 import { ContextOverflowError, InterruptedError, InvalidArgumentError, ShapeError, VisualRwkvError, WeightsFormatError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../weights/checkpoint';
 import { RwkvModel, type InputRow } from '../model/model';
+import type { ModelConfig } from '../model/config';
+import { recordProjectorTensors } from '../model/gpu-ready';
 import type { RnnState } from '../model/state';
 import { spliceImageAuto, bidirectionalSpan } from '../model/generate';
 import { loadDefaultTokenizer, StreamDecoder, type WorldTokenizer } from '../text/tokenizer';
@@ -41,6 +43,8 @@ export interface EngineInfo {
   adapter: string;
   hasEncoder: boolean;
   stateBytes: number;
+  /** The model's sizes as read from the checkpoint (what a GPU-ready copy records). */
+  config: ModelConfig;
 }
 
 async function defaultGpu(): Promise<Gpu> {
@@ -90,7 +94,8 @@ export class VisualRwkvEngine {
     let projector: ProjectorV6 | null = null;
     try {
       const ckpt: Checkpoint = await openCheckpoint(src);
-      model = await RwkvModel.load(g, ckpt, { onProgress: opts.onProgress, maxRows: opts.maxRows });
+      model = await RwkvModel.load(g, ckpt, { onProgress: opts.onProgress, maxRows: opts.maxRows, sink: opts.recordTensors });
+      if (opts.recordTensors) await recordProjectorTensors(ckpt, opts.recordTensors);
       if (opts.encoder !== undefined) {
       if (model.cfg.projector.kind !== 'linear') {
         throw new WeightsFormatError(`${ckpt.name}: no VisualRWKV-6 projector (proj.weight) in this checkpoint; an image encoder cannot be used with it`);
@@ -118,7 +123,7 @@ export class VisualRwkvEngine {
 
   get info(): EngineInfo {
     const c = this.model.cfg;
-    return { arch: c.arch, L: c.L, C: c.C, V: c.V, adapter: adapterName(this.gpu), hasEncoder: !!this.encoder, stateBytes: this.model.state.byteLength };
+    return { arch: c.arch, L: c.L, C: c.C, V: c.V, adapter: adapterName(this.gpu), hasEncoder: !!this.encoder, stateBytes: this.model.state.byteLength, config: { ...c } };
   }
 
   /** Stop the running generation within one token or one prefill segment. */

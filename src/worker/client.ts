@@ -67,10 +67,10 @@ async function inProcess(opts: CreateOptions): Promise<VisualRwkv> {
 async function inWorker(opts: CreateOptions): Promise<VisualRwkv> {
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'visualrwkv' });
   const api = Comlink.wrap<WorkerApi>(worker);
-  const { onProgress, inline: _inline, ...rest } = opts;
+  const { onProgress, recordTensors, inline: _inline, ...rest } = opts;
   let info: EngineInfo;
   try {
-    info = await api.init(rest, onProgress ? Comlink.proxy(onProgress) : undefined);
+    info = await api.init(rest, onProgress ? Comlink.proxy(onProgress) : undefined, recordTensors ? Comlink.proxy(recordTensors) : undefined);
   } catch (e) {
     worker.terminate();
     throw reviveError(e);

@@ -2,6 +2,7 @@
 import type { EngineInfo } from './api';
 import { EngineHost } from './host';
 import type { ChatRequest, EngineOptions, Progress, TokenChunk, GenerationSettings } from '../types';
+import type { TensorSink, UploadedTensor } from '../model/upload';
 import type { InputRow } from '../model/model';
 import { InvalidArgumentError } from '../errors';
 
@@ -14,10 +15,14 @@ function need(): EngineHost {
 }
 
 export const workerApi = {
-  async init(opts: Omit<EngineOptions, 'onProgress'>, onProgress?: (p: Progress) => void): Promise<EngineInfo> {
+  async init(opts: Omit<EngineOptions, 'onProgress' | 'recordTensors'>, onProgress?: (p: Progress) => void, recordTensors?: TensorSink): Promise<EngineInfo> {
     host?.dispose();
     host = null;
-    const h = new EngineHost({ ...opts, onProgress: onProgress ? (p) => void onProgress(p) : undefined });
+    // A record crosses to the page as a structured clone: send the tensor's own bytes, not a view's whole buffer.
+    const record = recordTensors
+      ? (t: UploadedTensor) => recordTensors({ ...t, bytes: t.bytes.byteOffset === 0 && t.bytes.byteLength === t.bytes.buffer.byteLength ? t.bytes : t.bytes.slice() })
+      : undefined;
+    const h = new EngineHost({ ...opts, onProgress: onProgress ? (p) => void onProgress(p) : undefined, recordTensors: record });
     const engine = await h.ensure();
     host = h;
     return engine.info;

@@ -13,7 +13,7 @@ export class EngineHost {
   /** How many times the engine was rebuilt after a device loss. */
   recoveries = 0;
 
-  constructor(private readonly opts: EngineOptions) {}
+  constructor(private opts: EngineOptions) {}
 
   /** The live engine, (re)created if missing or if its device was lost. */
   async ensure(): Promise<VisualRwkvEngine> {
@@ -26,7 +26,11 @@ export class EngineHost {
       this.engine = null;
       this.recoveries++;
     }
-    this.engine ??= await VisualRwkvEngine.create(this.opts);
+    if (!this.engine) {
+      this.engine = await VisualRwkvEngine.create(this.opts);
+      // Record (GPU-ready copy) on the first load only; a reload after device loss must not record again.
+      if (this.opts.recordTensors) this.opts = { ...this.opts, recordTensors: undefined };
+    }
     return this.engine;
   }
 
