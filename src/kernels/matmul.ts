@@ -35,28 +35,38 @@ export interface MatmulArgs {
   m?: GPUBuffer;
   /** x rows start at this row (default 0). */
   xRowOffset?: number;
-  /** 'auto' (default): 'vec' for T ≤ 4, else 'mat'. */
+  /** 'auto' (default): 'vec' for T ≤ VEC_AUTO_MAX_T (16), else 'mat'. */
   variant?: 'auto' | 'vec' | 'mat';
   label?: string;
   /**
-   * vec tuning (benchmarks): 'subgroup' (default when the device has subgroups) — one subgroup per output row,
-   * subgroupAdd; 'workgroup' — vecThreadsPerRow threads per row and a shared-memory tree.
+   * vec tuning (benchmarks): 'subgroup' (default when the device has subgroups) — one subgroup per group of 4 output
+   * rows, subgroupAdd; 'workgroup' — vecThreadsPerRow threads per group of 4 rows and a shared-memory tree.
    */
   vecReduce?: 'subgroup' | 'workgroup';
   /** vec tuning: threads per workgroup, a power of two ≤ 256 (default 128 subgroup path, 256 workgroup path). */
   vecWorkgroupSize?: number;
-  /** vec 'workgroup' tuning: threads sharing one output row, a power of two ≤ vecWorkgroupSize (default from K). */
+  /** vec 'workgroup' tuning: threads sharing one group of 4 output rows, a power of two ≤ vecWorkgroupSize (default from K). */
   vecThreadsPerRow?: number;
-  /** vec 'subgroup' tuning: output rows per workgroup (default: one per subgroup of the smallest size). */
+  /** vec 'subgroup' tuning: output rows per workgroup (default: one group of 4 rows per subgroup of the smallest size). */
   vecRowsPerWorkgroup?: number;
+  /** mat tuning: token rows per output tile, 16, 32 or 64 (default: the smallest that holds T, at most 64). */
+  matTileRows?: 16 | 32 | 64;
 }
 
 /** Token rows the vec kernel handles in one pass over W (larger T re-reads W once per tile of 4). */
 export const VEC_MAX_T_TILE = 4;
-/** 'auto' uses the vec kernel up to this T. */
-export const VEC_AUTO_MAX_T = 4;
+/**
+ * 'auto' uses the vec kernel up to this T. Up to 4 passes over W (the later ones mostly from cache) still beat the
+ * tiled kernel there: on a GPU a 16-row tile leaves only N / 64 workgroups (a dozen for N = 768) against N / ROWS
+ * for vec, and on SwiftShader vec measured 1.7× faster than the 16-row tile at T = 8…16 (bench/matmul.ts).
+ */
+export const VEC_AUTO_MAX_T = 16;
 const VEC_WG = 256;
-const MAT_TILE = 64;
+/** Output rows a vec lane works on at once (the shader's row group). */
+const VEC_GROUP = 4;
+/** Output features per mat tile (token rows per tile: matTileRows). */
+const MAT_TILE_N = 64;
+const MAT_TILE_ROWS = [16, 32, 64] as const;
 
 /** Floating point operations of a T×K by K×N product. */
 export function matmulFlops(T: number, N: number, K: number): number {
@@ -115,16 +125,29 @@ export function matmulOp(gpu: Gpu, a: MatmulArgs): KernelOp {
   }
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
 
-  if (variant === 'mat') {
-    defines.MAT = true;
-    const gx = Math.ceil(N / MAT_TILE);
-    const gy = Math.ceil(T / MAT_TILE);
-    if (gx > maxDim || gy > maxDim) throw new ShapeError(`${label}: T = ${T}, N = ${N} exceed the tiled grid`);
-    return { kind: 'kernel', label, shader: SHADER, entry: 'matmul_mat', defines, layout, bindings, workgroups: [gx, gy] };
-  }
-
   const vec8 = K % 8 === 0;
   if (vec8) defines.VEC8 = true;
+
+  if (variant === 'mat') {
+    defines.MAT = true;
+    const bm = a.matTileRows ?? MAT_TILE_ROWS.find((r) => T <= r) ?? 64;
+    if (!(MAT_TILE_ROWS as readonly number[]).includes(bm)) throw new ShapeError(`${label}: matTileRows ${bm} must be 16, 32 or 64`);
+    const gx = Math.ceil(N / MAT_TILE_N);
+    const gy = Math.ceil(T / bm);
+    if (gx > maxDim || gy > maxDim) throw new ShapeError(`${label}: T = ${T}, N = ${N} exceed the tiled grid`);
+    return {
+      kind: 'kernel',
+      label,
+      shader: SHADER,
+      entry: 'matmul_mat',
+      defines,
+      overrides: { BM: bm },
+      layout,
+      bindings,
+      workgroups: [gx, gy],
+    };
+  }
+
   const chunks = K / (vec8 ? 8 : 2);
   const tt = T === 1 ? 1 : T === 2 ? 2 : VEC_MAX_T_TILE;
   if (tt === 2) defines.TT2 = true;
@@ -137,14 +160,14 @@ export function matmulOp(gpu: Gpu, a: MatmulArgs): KernelOp {
   let rowsPerWg: number;
   if (reduce === 'subgroup') {
     defines.SUBGROUP = true;
-    rowsPerWg = a.vecRowsPerWorkgroup ?? Math.max(1, Math.floor(wg / subgroupMinSize(gpu)));
+    rowsPerWg = a.vecRowsPerWorkgroup ?? VEC_GROUP * Math.max(1, Math.floor(wg / subgroupMinSize(gpu)));
     needInt(rowsPerWg, 1, `${label}: vecRowsPerWorkgroup`);
     overrides = { WG: wg, ROWS: rowsPerWg };
   } else {
     // ~4 loads per thread before the reduction; 4…64 threads per row.
     const tpr = a.vecThreadsPerRow ?? Math.min(64, wg, Math.max(4, nextPow2(Math.ceil(chunks / 4))));
     if (!isPow2(tpr) || tpr > wg) throw new ShapeError(`${label}: vecThreadsPerRow ${tpr} must be a power of two ≤ ${wg}`);
-    rowsPerWg = wg / tpr;
+    rowsPerWg = (VEC_GROUP * wg) / tpr;
     overrides = { WG: wg, TPR: tpr };
   }
   const [gx, gy] = grid2d(Math.ceil(N / rowsPerWg), maxDim);

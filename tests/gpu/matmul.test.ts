@@ -3,7 +3,7 @@ import { testGpu, checked } from '../helpers/gpu';
 import type { Gpu } from '../../src/engine/gpu';
 import { createStorage, readF32, uploadStorage } from '../../src/engine/buffers';
 import { submit } from '../../src/engine/op';
-import { matmulOp, matmulFlops, EPILOGUES, type Epilogue, type MatmulArgs } from '../../src/kernels/matmul';
+import { matmulOp, matmulFlops, EPILOGUES, VEC_AUTO_MAX_T, type Epilogue, type MatmulArgs } from '../../src/kernels/matmul';
 import { uploadMatrix } from '../../src/kernels/types';
 import { ShapeError } from '../../src/errors';
 import { f32ToBf16 } from '../../src/weights/dtype';
@@ -31,6 +31,7 @@ interface Case {
   vecThreadsPerRow?: number;
   vecWorkgroupSize?: number;
   vecRowsPerWorkgroup?: number;
+  matTileRows?: 16 | 32 | 64;
 }
 
 async function runCase(gpu: Gpu, cs: Case, seed: number): Promise<number> {
@@ -57,6 +58,7 @@ async function runCase(gpu: Gpu, cs: Case, seed: number): Promise<number> {
       vecThreadsPerRow: cs.vecThreadsPerRow,
       vecWorkgroupSize: cs.vecWorkgroupSize,
       vecRowsPerWorkgroup: cs.vecRowsPerWorkgroup,
+      matTileRows: cs.matTileRows,
       label: cs.name,
     };
     if (epi === 'bias') args.bias = uploadStorage(gpu, 'bias', bias);
@@ -82,6 +84,9 @@ const SHAPES: Case[] = [
   { name: 'vec T=2 N=90 K=6146 bf16 (long rows)', T: 2, N: 90, K: 6146, dtype: 'bf16', variant: 'vec' },
   { name: 'vec T=1 N=40 K=512 f16, 256 threads/row', T: 1, N: 40, K: 512, dtype: 'f16', variant: 'vec', vecReduce: 'workgroup', vecThreadsPerRow: 256 },
   { name: 'vec T=2 N=41 K=512 bf16, 3 rows per subgroup', T: 2, N: 41, K: 512, dtype: 'bf16', variant: 'vec', vecReduce: 'subgroup', vecWorkgroupSize: 64, vecRowsPerWorkgroup: 48 },
+  // Workgroups of 6 rows: row groups of 4 straddle workgroup ends (the second group of each has 2 rows).
+  { name: 'vec T=4 N=45 K=80 f16, 6 rows per workgroup', T: 4, N: 45, K: 80, dtype: 'f16', variant: 'vec', vecReduce: 'subgroup', vecWorkgroupSize: 8, vecRowsPerWorkgroup: 6 },
+  { name: 'vec T=1 N=37 K=264 bf16, 2 threads per row group', T: 1, N: 37, K: 264, dtype: 'bf16', variant: 'vec', vecReduce: 'workgroup', vecWorkgroupSize: 16, vecThreadsPerRow: 2 },
   { name: 'vec T=1 N=65538 K=32 bf16 (vocab-size N)', T: 1, N: 65538, K: 32, dtype: 'bf16', variant: 'vec' },
   // One row per 4-thread workgroup: 65539 workgroups, folded into a (32770, 2) grid with one idle workgroup.
   {
@@ -97,8 +102,16 @@ const SHAPES: Case[] = [
   { name: 'mat T=64 N=64 K=64 f16 (exact tiles)', T: 64, N: 64, K: 64, dtype: 'f16', variant: 'mat' },
   { name: 'mat T=1 N=66 K=18 bf16', T: 1, N: 66, K: 18, dtype: 'bf16', variant: 'mat' },
   { name: 'mat T=70 N=40 K=1030 f16 xRowOffset=5', T: 70, N: 40, K: 1030, dtype: 'f16', variant: 'mat', xRowOffset: 5 },
-  { name: 'auto T=5 (→ mat) N=1030 K=32 f16', T: 5, N: 1030, K: 32, dtype: 'f16', variant: 'auto' },
-  { name: 'auto T=4 (→ vec) N=100 K=96 bf16', T: 4, N: 100, K: 96, dtype: 'bf16', variant: 'auto' },
+  // mat with 16-byte loads (K % 8 = 0): K = 264 ends on half a 16-wide k step; 150 = 2·64 + 22, 130 = 2·64 + 2.
+  { name: 'mat T=150 N=130 K=264 bf16', T: 150, N: 130, K: 264, dtype: 'bf16', variant: 'mat' },
+  // T-adaptive tile height: 16-row tiles (T ≤ 16), 32-row tiles (T ≤ 32).
+  { name: 'mat T=9 N=200 K=64 f16 (16-row tile)', T: 9, N: 200, K: 64, dtype: 'f16', variant: 'mat' },
+  { name: 'mat T=30 N=70 K=136 bf16 (32-row tile) xRowOffset=3', T: 30, N: 70, K: 136, dtype: 'bf16', variant: 'mat', xRowOffset: 3 },
+  { name: 'mat T=41 N=66 K=34 f16, 16-row tiles', T: 41, N: 66, K: 34, dtype: 'f16', variant: 'mat', matTileRows: 16 },
+  { name: 'mat T=41 N=66 K=72 bf16, 32-row tiles', T: 41, N: 66, K: 72, dtype: 'bf16', variant: 'mat', matTileRows: 32 },
+  { name: 'mat T=3 N=65 K=40 bf16, 64-row tile', T: 3, N: 65, K: 40, dtype: 'bf16', variant: 'mat', matTileRows: 64 },
+  { name: `auto T=${VEC_AUTO_MAX_T + 1} (→ mat) N=1030 K=32 f16`, T: VEC_AUTO_MAX_T + 1, N: 1030, K: 32, dtype: 'f16', variant: 'auto' },
+  { name: `auto T=${VEC_AUTO_MAX_T} (→ vec) N=100 K=96 bf16`, T: VEC_AUTO_MAX_T, N: 100, K: 96, dtype: 'bf16', variant: 'auto' },
 ];
 
 function reductions(gpu: Gpu): ('subgroup' | 'workgroup')[] {
@@ -115,7 +128,7 @@ describe('matmul', () => {
     it(shape.name, async () => {
       const gpu = await testGpu();
       // vec shapes run with both reductions (the subgroup one only exists on devices with subgroups).
-      const isMat = shape.variant === 'mat' || (shape.variant === 'auto' && shape.T > 4);
+      const isMat = shape.variant === 'mat' || (shape.variant === 'auto' && shape.T > VEC_AUTO_MAX_T);
       const reduces = isMat || shape.vecReduce ? [shape.vecReduce] : reductions(gpu);
       for (const vecReduce of reduces) {
         const cs = { ...shape, vecReduce, name: `${shape.name}${vecReduce ? ` (${vecReduce})` : ''}` };
@@ -179,8 +192,17 @@ describe('matmul', () => {
     expect(() => matmulOp(gpu, { x, w, y, T: 1, vecReduce: 'workgroup', vecThreadsPerRow: 48 })).toThrow(ShapeError);
     expect(() => matmulOp(gpu, { x, w, y, T: 1, vecReduce: 'workgroup', vecWorkgroupSize: 16, vecThreadsPerRow: 32 })).toThrow(ShapeError);
     expect(() => matmulOp(gpu, { x, w, y, T: 1, vecWorkgroupSize: 512 })).toThrow(ShapeError);
+    expect(() => matmulOp(gpu, { x, w, y, T: 1, variant: 'mat', matTileRows: 8 as 16 })).toThrow(ShapeError);
     expect(matmulOp(gpu, { x, w, y, T: 2 }).entry).toBe('matmul_vec');
     expect(matmulOp(gpu, { x, w, y, T: 2, variant: 'mat' }).entry).toBe('matmul_mat');
+    const T = VEC_AUTO_MAX_T + 1;
+    const xl = createStorage(gpu, 'x long', T * 16 * 4);
+    const yl = createStorage(gpu, 'y long', T * 8 * 4);
+    expect(matmulOp(gpu, { x: xl, w, y: yl, T: T - 1 }).entry).toBe('matmul_vec');
+    const tiled = matmulOp(gpu, { x: xl, w, y: yl, T });
+    expect(tiled.entry).toBe('matmul_mat');
+    expect(tiled.overrides).toEqual({ BM: 32 }); // the smallest tile height holding T = 17
+    expect(tiled.workgroups).toEqual([1, 1]);
     expect(matmulFlops(2, 8, 16)).toBe(512);
   });
 });
