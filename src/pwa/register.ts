@@ -18,7 +18,7 @@ export interface RegisterOptions {
   url?: string;
 }
 
-const state: { status: HTMLElement | null; stored: string[]; version: string } = { status: null, stored: [], version: '' };
+const state: { status: HTMLElement | null; stored: string[]; version: string; active: boolean } = { status: null, stored: [], version: '', active: false };
 
 function supported(): boolean {
   return typeof navigator !== 'undefined' && 'serviceWorker' in navigator && window.isSecureContext;
@@ -85,6 +85,7 @@ export async function registerServiceWorker(opts: RegisterOptions = {}): Promise
   const ready = await navigator.serviceWorker.ready;
   const reply = await ask(ready.active!, { type: 'version' }, 5000);
   if (reply?.type === 'version') state.version = reply.version;
+  state.active = true;
   showStored();
   return ready;
 }
@@ -113,6 +114,20 @@ function watchUpdates(reg: ServiceWorkerRegistration, el: HTMLElement | null): v
       if (w.state === 'installed') offer(w);
     });
   });
+}
+
+/**
+ * Say that these model files (URLs or names) are stored on this device by other means (the page's ModelStore in
+ * OPFS / the Cache API), so the status line lists them with the app. Shown once the app itself works offline.
+ * @example noteStoredModels(['/models/visualrwkv.pth']);
+ */
+export function noteStoredModels(files: readonly (string | null | undefined)[]): void {
+  for (const f of files) {
+    if (!f) continue;
+    const url = new URL(f, location.href).href;
+    if (!state.stored.includes(url)) state.stored.push(url);
+  }
+  if (state.active) showStored();
 }
 
 /**

@@ -41,6 +41,10 @@ export interface StoredModel {
   /** Response validators of the download, to notice a changed file on resume. */
   etag?: string;
   lastModified?: string;
+  /** A file made on this device from another stored file (e.g. a GPU-ready copy): that file's id, and its SHA-256
+   *  at the time when known (a source replaced by different bytes makes the copy stale). */
+  derivedFrom?: string;
+  derivedFromSha256?: string;
   /** Milliseconds since the epoch. */
   createdAt: number;
   updatedAt: number;

@@ -22,10 +22,10 @@
  */
 import { DownloadError, InvalidArgumentError, StorageQuotaError } from '../errors';
 import { blobSource, type ByteSource } from '../weights/source';
-import { cacheBackend, opfsBackend, type SegmentBackend } from './backends';
+import { cacheBackend, opfsBackend, type SegmentBackend, type SegmentWriter } from './backends';
 import { fileNameOf } from './catalog';
 import { blobBodySource, httpBodySource, type DownloadEntry } from './download';
-import { formatBytes, type DownloadProgress } from './progress';
+import { etaSeconds, formatBytes, percentOf, RateMeter, type DownloadProgress } from './progress';
 import { idbRegistry, isStoredModel, type BackendKind, type Registry, type StoredModel } from './registry';
 import { isSha256Hex } from './sha256';
 import { transfer, type TransferContext, type TransferTarget } from './transfer';
@@ -54,6 +54,27 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Extra request headers (e.g. Authorization). Non-safelisted headers make cross-origin requests preflighted. */
   headers?: Record<string, string>;
+}
+
+/** A file made on this device, for `writeFile`. */
+export interface WriteEntry {
+  id: string;
+  /** Shown in the cache manager and in messages. */
+  name: string;
+  /** The file's own name (the ByteSource / File name). */
+  fileName?: string;
+  /** Id of the stored file it was made from (and that file's SHA-256), e.g. for a GPU-ready copy. */
+  derivedFrom?: string;
+  derivedFromSha256?: string;
+}
+
+export interface WriteFileOptions {
+  /** Called once `body` is consumed; its bytes are stored BEFORE the body (a header indexing the body). */
+  head?: () => Uint8Array | Promise<Uint8Array>;
+  /** Expected size in bytes, for the quota check before writing and for progress (not verified). */
+  sizeHint?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: DownloadProgress) => void;
 }
 
 /** What `estimate()` reports. */
@@ -228,6 +249,111 @@ export class ModelStore {
         await this.removeNow(target.id, rec.backend);
       }
       await transfer(this.context(), target, blobBodySource(file, fileName), { signal, onProgress });
+      return this.mustOpen(target.id);
+    });
+  }
+
+  /**
+   * Store a file made on this device (e.g. the GPU-ready copy of a checkpoint): `body`'s chunks in order, after the
+   * bytes of `opts.head()` when given (called once the body is consumed, so it can index what was written). A
+   * stored file of the same id is replaced. The file is registered complete only once every byte is stored; an error
+   * thrown by `body`, a failed write or an abort stores nothing (the segments written are removed). No SHA-256 is
+   * computed (there is nothing to check it against).
+   * Rejects with StorageQuotaError (before writing when `sizeHint` does not fit, or when the browser refuses more),
+   * DownloadError 'busy', InvalidArgumentError for a malformed entry, or the signal's reason.
+   */
+  async writeFile(entry: WriteEntry, body: AsyncIterable<Uint8Array>, opts: WriteFileOptions = {}): Promise<ByteSource> {
+    const target = this.target({ id: entry?.id, name: entry?.name, url: '' }, false);
+    return this.run(target.id, opts, async (signal, onProgress) => {
+      const old = await this.get(target.id);
+      if (old) await this.removeNow(target.id, old.backend);
+      if (opts.sizeHint !== undefined) await this.checkQuota(opts.sizeHint, target.name);
+      const backend = this.backend;
+      const base = opts.head ? 1 : 0;
+      const segments: number[] = [];
+      let stored = 0;
+      let writer: SegmentWriter | null = null;
+      const meter = new RateMeter();
+      let last = -Infinity;
+      const report = (phase: DownloadProgress['phase'], force = false) => {
+        const t = performance.now();
+        if (!force && t - last < (this.options.progressIntervalMs ?? 100)) return;
+        last = t;
+        const total = phase === 'complete' ? stored : opts.sizeHint;
+        const rate = meter.rate();
+        onProgress({ id: target.id, phase, loaded: stored, total, percent: percentOf(stored, total), rate, etaSeconds: total !== undefined ? etaSeconds(Math.max(0, total - stored), rate) : undefined, resumedFrom: 0 });
+      };
+      const commit = async () => {
+        const w = writer;
+        writer = null;
+        if (!w || w.written === 0) return void (await w?.abort());
+        await w.commit();
+        segments.push(w.written);
+      };
+      const iterator = body[Symbol.asyncIterator]();
+      try {
+        report('downloading', true);
+        meter.add(0, performance.now());
+        for (;;) {
+          if (signal.aborted) throw signal.reason ?? abortError('aborted');
+          const r = await iterator.next();
+          if (r.done) break;
+          let chunk = r.value;
+          while (chunk.length > 0) {
+            writer ??= await backend.begin(target.id, base + segments.length);
+            const part = chunk.subarray(0, backend.segmentSize - writer.written);
+            await writer.write(part);
+            stored += part.length;
+            chunk = chunk.subarray(part.length);
+            if (writer.written >= backend.segmentSize) await commit();
+          }
+          meter.add(stored, performance.now());
+          report('downloading');
+        }
+        await commit();
+        if (opts.head) {
+          const head = await opts.head();
+          const w = await backend.begin(target.id, 0);
+          writer = w;
+          await w.write(head);
+          await w.commit();
+          writer = null;
+          segments.unshift(head.byteLength);
+          stored += head.byteLength;
+        }
+        report('verifying', true);
+        const blobs = await backend.read(target.id, segments.length);
+        if (!blobs || blobs.some((b, i) => b.size !== segments[i])) {
+          throw new DownloadError(`${target.name}: the stored segments do not read back with their sizes; nothing was kept`, { kind: 'network' });
+        }
+      } catch (e) {
+        await (writer as SegmentWriter | null)?.abort().catch(() => undefined);
+        await iterator.return?.().catch(() => undefined);
+        await backend.remove(target.id).catch(() => undefined);
+        const name = (e as DOMException)?.name;
+        if (name === 'QuotaExceededError') {
+          throw new StorageQuotaError(`${target.name}: the browser refused to store more data (storage quota exceeded) after ${formatBytes(stored)}; nothing was kept`, { cause: e });
+        }
+        throw e;
+      }
+      const t = Date.now();
+      await this.registry.put({
+        id: target.id,
+        name: target.name,
+        ...(entry.fileName ? { fileName: entry.fileName } : {}),
+        state: 'complete',
+        backend: backend.kind,
+        bytes: stored,
+        total: stored,
+        segments,
+        ...(entry.derivedFrom !== undefined ? { derivedFrom: entry.derivedFrom } : {}),
+        ...(entry.derivedFromSha256 !== undefined ? { derivedFromSha256: entry.derivedFromSha256 } : {}),
+        createdAt: t,
+        updatedAt: t,
+        completedAt: t,
+      });
+      this.emit({ type: 'change', id: target.id });
+      report('complete', true);
       return this.mustOpen(target.id);
     });
   }

@@ -5,7 +5,12 @@
  * one small stylesheet (`#vr-cache-style`, every rule under `.vr-cache`, colours inherited) that a page may override.
  *
  * Rows carry `data-id` and `data-state` ('complete' | 'partial' | 'downloading' | 'available'); buttons carry
- * `data-action` ('use' | 'download' | 'cancel' | 'delete' | 'persist'), for styling and tests.
+ * `data-action` ('use' | 'download' | 'cancel' | 'delete' | 'persist'), for styling and tests. Files made on this
+ * device from another (GPU-ready copies, `StoredModel.derivedFrom`) say so in their status.
+ *
+ * With `urlCache` (the service worker's cache of files fetched by URL, `visualrwkv-url-models-v1`), a second table
+ * lists its entries (URL, size) with Delete and Delete all (rows `data-url`, buttons `data-action` 'delete-url' /
+ * 'clear-urls').
  *
  * @example
  * const store = await ModelStore.open();
@@ -32,6 +37,8 @@ export interface CacheManagerOptions {
   onError?: (e: unknown) => void;
   /** Panel heading (default 'Stored models'; '' for none). */
   title?: string;
+  /** Name of a Cache API cache of files stored by URL (the service worker's) to list and clear as well. */
+  urlCache?: string;
 }
 
 export interface CacheManager {
@@ -64,6 +71,8 @@ const CSS = `
 .vr-cache-message { min-height: 1.2em; margin: .5em 0 0; }
 .vr-cache-message[data-kind="error"] { color: #c62828; }
 .vr-cache-empty { opacity: .7; }
+.vr-cache h3 { font-size: 1em; margin: 1em 0 .3em; }
+.vr-cache-url { overflow-wrap: anywhere; }
 `;
 
 type Row =
@@ -110,7 +119,10 @@ export function mountCacheManager(host: HTMLElement, store: CacheManagerStore, o
   );
   const message = el('p', { class: 'vr-cache-message', role: 'status', 'aria-live': 'polite' });
   if (options.title !== '') root.append(el('h2', { text: options.title ?? 'Stored models' }));
-  root.append(summary, table, message);
+  root.append(summary, table);
+  const urlSection = options.urlCache ? el('div', { class: 'vr-cache-urls', 'data-role': 'url-cache' }) : null;
+  if (urlSection) root.append(urlSection);
+  root.append(message);
   host.append(root);
 
   const progress = new Map<string, DownloadProgress>();
@@ -145,6 +157,7 @@ export function mountCacheManager(host: HTMLElement, store: CacheManagerStore, o
     if (active) return document.createTextNode('Starting…');
     if (row.kind === 'available') return document.createTextNode('Not downloaded');
     const r = row.rec;
+    if (r.state === 'complete' && r.derivedFrom) return el('span', { title: `Made on this device from ${r.derivedFrom}` }, 'GPU-ready copy');
     if (r.state === 'complete') return el('span', { title: r.sha256 ? `SHA-256 ${r.sha256}` : '' }, r.expectedSha256 ? 'Verified (SHA-256)' : 'Complete');
     const pct = percentOf(r.bytes, r.total);
     return document.createTextNode(`Partial: ${formatBytes(r.bytes)}${r.total !== undefined ? ` of ${formatBytes(r.total)} (${Math.floor(pct ?? 0)}%)` : ''}`);
@@ -278,7 +291,47 @@ export function mountCacheManager(host: HTMLElement, store: CacheManagerStore, o
             );
           })),
     );
+    if (urlSection) await renderUrlCache(urlSection, options.urlCache!);
     root.dataset.ready = 'true';
+  };
+
+  /** The service worker's URL cache: one row per stored URL, Delete, Delete all. */
+  const renderUrlCache = async (section: HTMLElement, name: string) => {
+    if (typeof caches === 'undefined' || !(await caches.has(name))) return void section.replaceChildren();
+    const cache = await caches.open(name);
+    const rows: HTMLElement[] = [];
+    let total = 0;
+    for (const req of await cache.keys()) {
+      const res = await cache.match(req);
+      const size = Number(res?.headers.get('content-length')) || (res ? (await res.blob()).size : 0);
+      total += size;
+      const del = el('button', { type: 'button', 'data-action': 'delete-url', 'aria-label': `Delete ${req.url}`, text: 'Delete' });
+      del.onclick = async () => {
+        del.disabled = true;
+        await cache.delete(req).catch(fail);
+        say(`${req.url} was deleted.`);
+        schedule();
+      };
+      rows.push(el('tr', { 'data-url': req.url }, el('td', { class: 'vr-cache-url', text: req.url }), el('td', { class: 'vr-num', text: formatBytes(size) }), el('td', { class: 'vr-cache-actions' }, del)));
+    }
+    if (!rows.length) return void section.replaceChildren();
+    const clearAll = el('button', { type: 'button', 'data-action': 'clear-urls', text: 'Delete all' });
+    clearAll.onclick = async () => {
+      clearAll.disabled = true;
+      await caches.delete(name).catch(fail);
+      say('The files stored by URL were deleted.');
+      schedule();
+    };
+    section.replaceChildren(
+      el('h3', { text: `Files stored by URL for offline use (${formatBytes(total)})` }),
+      el(
+        'table',
+        { class: 'vr-cache-table' },
+        el('thead', {}, el('tr', {}, ...['URL', 'Size', ''].map((t) => el('th', { scope: 'col', text: t })))),
+        el('tbody', {}, ...rows),
+      ),
+      clearAll,
+    );
   };
 
   const refresh = async (): Promise<void> => {

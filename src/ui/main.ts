@@ -2,25 +2,51 @@
  * The chat page: a thin UI over `createVisualRwkv` (the engine runs in a Web Worker).
  *
  * - WebGPU is checked first (adapter name + a one-kernel self-test); without it the page says where WebGPU works.
- * - Model and encoder come from a URL or a local file; `?model=<url>&encoder=<url>` preloads both. Sampling settings
- *   come from the settings form and the URL (`temperature`, `top_p`, `max_tokens`, `presence_penalty`,
- *   `frequency_penalty`, `image_position`, `bidirectional`); the share link and the address bar keep them.
+ * - Model and encoder come from the catalogue (or what is stored on this device), any URL, or a local file;
+ *   `?model=<url or catalogue id>&encoder=<url or id>` preloads both. URL and catalogue files are downloaded into the
+ *   model store (OPFS, else the Cache API: resumable, verified) and loaded from there, so later visits and offline
+ *   use need no network; a local file is used as is or, when asked, copied into the store. The first load of a
+ *   `.pth` keeps a GPU-ready copy (see models.ts): later loads of it skip the conversion. The "Stored models" panel
+ *   (cache-manager.ts) lists, deletes and downloads stored files, shows the storage estimate and asks for
+ *   persistent storage. Sampling settings come from the settings form and the URL (`temperature`, `top_p`,
+ *   `max_tokens`, `presence_penalty`, `frequency_penalty`, `image_position`, `bidirectional`); the share link and the
+ *   address bar keep them.
  * - A chat's first turn carries the selected image; follow-ups continue the RNN state. New chat (or a different
  *   image) starts over; the engine's image cache then skips the encoder for an image it has seen.
  *
- * Hooks for scripts and tests: #adapter / #selftest / #engine data-state; messages are articles (see chat.ts).
+ * Hooks for scripts and tests: #adapter / #selftest / #engine data-state; #engine data-source ('gpu-ready' |
+ * 'original') once loaded; messages are articles (see chat.ts); the panel's rows carry data-id / data-state.
  */
 import './style.css';
 import { createVisualRwkv, type VisualRwkv } from '../worker/client';
 import type { EngineInfo } from '../worker/api';
 import type { ChatRequest, ImageInput, ModelSource, Progress } from '../types';
-import { DeviceLostError } from '../errors';
+import { DeviceLostError, WeightsFormatError } from '../errors';
 import { checkWebGpu, selfTest, sentence } from './webgpu';
 import { DEFAULT_SETTINGS, SettingsForm, requestSettings, settingsFromQuery, settingsToQuery } from './settings';
-import { ProgressBar, fetchWithProgress, formatBytes, formatDuration } from './progress';
+import { ProgressBar, formatBytes, formatDuration } from './progress';
 import { ImagePicker, type PickedImage } from './image';
 import { Transcript, type AssistantMessage } from './chat';
-import { keepOffline, registerServiceWorker } from '../pwa/register';
+import { keepOffline, noteStoredModels, registerServiceWorker } from '../pwa/register';
+import { MODEL_CACHE } from '../pwa/shared';
+import { ModelStore } from '../storage/store';
+import { CATALOG, catalogEntry } from '../storage/catalog';
+import type { StoredModel } from '../storage/registry';
+import { mountCacheManager } from './cache-manager';
+import {
+  choiceFromValue,
+  choiceName,
+  findGpuReady,
+  gpuReadyId,
+  isGpuReadyRecord,
+  isPth,
+  obtain,
+  sourceId,
+  startGpuReadyCopy,
+  type GpuReadyCopy,
+  type Obtained,
+  type SourceChoice,
+} from './models';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -29,12 +55,20 @@ const ui = {
   features: $('features'),
   selftest: $('selftest'),
   loadForm: $<HTMLFormElement>('load-form'),
+  modelCatalog: $<HTMLSelectElement>('model-catalog'),
   modelUrl: $<HTMLInputElement>('model-url'),
   modelFile: $<HTMLInputElement>('model-file'),
+  encoderCatalog: $<HTMLSelectElement>('encoder-catalog'),
   encoderUrl: $<HTMLInputElement>('encoder-url'),
   encoderFile: $<HTMLInputElement>('encoder-file'),
+  keepFiles: $<HTMLInputElement>('keep-files'),
+  keepGpuReady: $<HTMLInputElement>('keep-gpu-ready'),
   load: $<HTMLButtonElement>('load'),
+  pause: $<HTMLButtonElement>('pause-load'),
   engine: $('engine'),
+  modelNote: $('model-note'),
+  storageSummary: $('storage-summary'),
+  cachePanel: $('cache-panel'),
   composer: $<HTMLFormElement>('composer'),
   message: $<HTMLTextAreaElement>('message'),
   send: $<HTMLButtonElement>('send'),
@@ -78,8 +112,14 @@ let generation: Promise<void> | null = null;
 let reply: AssistantMessage | null = null;
 /** The conversation the engine's RNN state holds: how many turns, and which image it is about. */
 const chat = { turns: 0, image: null as Blob | null };
-/** Model and encoder as given by URL (for the share link); null when loaded from a file or not loaded. */
+/** Model and encoder as given by URL or catalogue id (for the share link); null when loaded from a file. */
 let shared: { model: string | null; encoder: string | null } = { model: null, encoder: null };
+/** The model store (null where this browser cannot store files: then URLs are read directly). */
+let store: ModelStore | null = null;
+/** Ids of complete stored files (for the pickers). */
+let storedIds = new Set<string>();
+/** Aborts the download in progress ("Pause download"). */
+let loadCtrl: AbortController | null = null;
 
 function show(el: HTMLElement, state: string, text: string): void {
   el.dataset.state = state;
@@ -88,6 +128,10 @@ function show(el: HTMLElement, state: string, text: string): void {
 
 function errorText(e: unknown): string {
   return e instanceof Error ? sentence(e.message) : sentence(String(e));
+}
+
+function isAbort(e: unknown): boolean {
+  return (e as DOMException)?.name === 'AbortError';
 }
 
 function updateControls(): void {
@@ -102,7 +146,7 @@ function updateControls(): void {
 /** The address bar and the share link follow the model URLs and the settings that differ from the defaults. */
 function updateLinks(): void {
   const q = new URLSearchParams(location.search);
-  if (vr) {
+  if (vr || loading) {
     for (const k of ['model', 'encoder'] as const) {
       const v = shared[k];
       if (v) q.set(k, v);
@@ -118,26 +162,123 @@ function updateLinks(): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Loading
+// Storage
 
-function absolute(url: string): string {
-  return new URL(url, document.baseURI).href;
+/** Fill the pickers: catalogue entries (marked when stored), then other stored files of this device. */
+function fillPickers(records: StoredModel[]): void {
+  const complete = records.filter((r) => r.state === 'complete' && !isGpuReadyRecord(r));
+  storedIds = new Set(complete.map((r) => r.id));
+  const copies = new Set(records.filter((r) => r.state === 'complete' && isGpuReadyRecord(r)).map((r) => r.derivedFrom!));
+  const partial = new Set(records.filter((r) => r.state === 'partial').map((r) => r.id));
+  const fill = (select: HTMLSelectElement, kind: 'checkpoint' | 'encoder', empty: string) => {
+    const keep = select.value;
+    const opts: HTMLElement[] = [new Option(empty, '')];
+    const released = document.createElement('optgroup');
+    released.label = kind === 'checkpoint' ? 'Released models' : 'Released encoders';
+    for (const e of CATALOG.filter((x) => x.kind === kind)) {
+      const size = e.size ?? e.approxSize;
+      const state = storedIds.has(e.id) || copies.has(e.id) ? ' · stored' : partial.has(e.id) ? ' · partly downloaded' : size ? ` · ≈ ${formatBytes(size)}` : '';
+      released.append(new Option(`${e.name}${state}`, e.id));
+    }
+    opts.push(released);
+    const mine = complete.filter((r) => !catalogEntry(r.id) && (kind === 'encoder') === /\.onnx$/i.test(r.fileName ?? r.name));
+    // A source whose only copy left is its GPU-ready form can still be loaded.
+    for (const id of copies) if (!storedIds.has(id) && !catalogEntry(id) && kind === 'checkpoint') mine.push(records.find((r) => r.derivedFrom === id)!);
+    if (mine.length) {
+      const group = document.createElement('optgroup');
+      group.label = 'Stored on this device';
+      for (const r of mine) {
+        const id = r.derivedFrom ?? r.id;
+        storedIds.add(id);
+        group.append(new Option(`${(r.derivedFrom ? r.name.replace(/ — GPU-ready copy$/, '') : r.fileName ?? r.name)} · ${formatBytes(r.bytes)}`, id));
+      }
+      opts.push(group);
+    }
+    select.replaceChildren(...opts);
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  };
+  fill(ui.modelCatalog, 'checkpoint', '— choose —');
+  fill(ui.encoderCatalog, 'encoder', '— none —');
 }
 
-function baseName(src: string | File): string {
-  if (typeof src !== 'string') return src.name;
+async function refreshStorage(): Promise<void> {
+  if (!store) return;
+  const [records, est] = await Promise.all([store.list(), store.estimate().catch(() => null)]);
+  fillPickers(records);
+  const parts = [`${formatBytes(records.reduce((n, r) => n + r.bytes, 0))} in ${records.length} file${records.length === 1 ? '' : 's'}`];
+  if (est?.available !== undefined) parts.push(`${formatBytes(est.available)} free`);
+  if (est) parts.push(est.persisted ? 'persistent' : 'may be cleared under storage pressure');
+  ui.storageSummary.textContent = `(${parts.join(' · ')})`;
+}
+
+let refreshPending: ReturnType<typeof setTimeout> | undefined;
+function scheduleRefresh(): void {
+  if (refreshPending !== undefined) return;
+  refreshPending = setTimeout(() => {
+    refreshPending = undefined;
+    void refreshStorage().catch((e) => console.warn('storage refresh failed:', e));
+  }, 100);
+}
+
+/** Ask once per page for persistent storage when something is about to be stored. */
+let persistAsked = false;
+async function askPersistence(): Promise<void> {
+  if (!store || persistAsked) return;
+  persistAsked = true;
+  const est = await store.estimate().catch(() => null);
+  if (est && !est.persisted) await store.requestPersistence();
+  scheduleRefresh();
+}
+
+async function openStore(): Promise<void> {
   try {
-    return decodeURIComponent(new URL(src, document.baseURI).pathname.split('/').pop() || src);
-  } catch {
-    return src;
+    store = await ModelStore.open();
+  } catch (e) {
+    ui.modelNote.textContent = `Models cannot be stored on this device (${errorText(e)}): they are read from their URL on every visit.`;
+    return;
+  }
+  store.subscribe((e) => {
+    if (e.type === 'change') scheduleRefresh();
+  });
+  mountCacheManager(ui.cachePanel, store, {
+    catalog: CATALOG,
+    title: '',
+    urlCache: MODEL_CACHE,
+    onUse: (rec) => useStored(rec),
+    onError: (e) => console.warn('stored models:', e),
+  });
+  await refreshStorage();
+  const partial = (await store.list()).filter((r) => r.state === 'partial');
+  if (partial.length && !ui.modelNote.textContent) {
+    ui.modelNote.textContent = `Unfinished download${partial.length > 1 ? 's' : ''}: ${partial.map((r) => r.name).join(', ')} — load ${partial.length > 1 ? 'one' : 'it'} again (or use Resume under Stored models) to continue where it stopped.`;
   }
 }
 
-function describe(info: EngineInfo, model: string, seconds: number): string {
+/** The panel's Use button: pick that file (as model or encoder) and load. */
+function useStored(rec: StoredModel): void {
+  const id = rec.derivedFrom ?? rec.id;
+  const encoder = catalogEntry(id)?.kind === 'encoder' || /\.onnx$/i.test(rec.fileName ?? rec.name);
+  const select = encoder ? ui.encoderCatalog : ui.modelCatalog;
+  storedIds.add(id);
+  if (![...select.options].some((o) => o.value === id)) select.append(new Option(rec.name, id));
+  select.value = id;
+  select.dispatchEvent(new Event('change'));
+  if (encoder && !vr) {
+    ui.modelNote.textContent = `Encoder ${rec.name} selected: choose a model and press Load.`;
+    return;
+  }
+  ui.loadForm.requestSubmit();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading
+
+function describe(info: EngineInfo, model: string, seconds: number, fromCopy: boolean): string {
   const arch = info.arch === 'rwkv6' ? 'RWKV-6' : 'RWKV-7';
   return (
     `Ready: ${model} (${arch}, ${info.L} layers, width ${info.C}, vocabulary ${info.V}, state ${formatBytes(info.stateBytes)}), ` +
-    `${info.hasEncoder ? 'with' : 'without'} an image encoder, on ${info.adapter}. Loaded in ${formatDuration(seconds)}.`
+    `${info.hasEncoder ? 'with' : 'without'} an image encoder, on ${info.adapter}. ` +
+    (fromCopy ? `Loaded the GPU-ready copy (no conversion) in ${formatDuration(seconds)}.` : `Loaded in ${formatDuration(seconds)}.`)
   );
 }
 
@@ -149,10 +290,78 @@ function onProgress(p: Progress): void {
   } else reply?.progress(p);
 }
 
-/** Load a model (URL or file) and optionally an encoder; replaces the engine that was loaded before. */
-async function load(model: string | File, encoder: string | File | null): Promise<void> {
+/** The share-link form of a choice: a catalogue id or a URL as given; null for files. */
+function shareOf(c: SourceChoice | null, typed: string | null): string | null {
+  if (!c) return null;
+  if (c.kind === 'catalog') return c.entry.id;
+  if (c.kind === 'url') return typed ?? c.url;
+  if (c.kind === 'stored') return catalogEntry(c.id) ? c.id : c.id.startsWith('url:') ? c.id.slice(4) : null;
+  return null;
+}
+
+/** Get the encoder's bytes (download / stored / file). */
+async function obtainEncoder(c: SourceChoice, signal: AbortSignal): Promise<Obtained> {
+  show(ui.engine, 'loading', `Getting the image encoder ${choiceName(c)}…`);
+  bars.encoder.reset('connecting…');
+  const got = await obtain(store, c, { signal, onProgress: (p, verb) => bars.encoder.download(p, verb) });
+  bars.encoder.working(got.stored ? 'stored on this device' : `from ${got.name}`, typeof got.source === 'string' ? undefined : got.source.size);
+  return got;
+}
+
+interface Loaded {
+  engine: VisualRwkv;
+  fromCopy: boolean;
+  model: Obtained | null;
+  copy: GpuReadyCopy | null;
+}
+
+/** Load the model, from its GPU-ready copy when there is one (falling back to the original if the copy is refused). */
+async function loadModel(c: SourceChoice, encoder: ModelSource | undefined, signal: AbortSignal): Promise<Loaded> {
+  const id = sourceId(c);
+  const name = choiceName(c);
+  const options = { encoder, encoderProviders: encoderProviders(adapterLabel), onProgress };
+  if (store) {
+    const rec = await store.get(id);
+    const copy = await findGpuReady(store, id, rec?.state === 'complete' ? rec.sha256 : undefined);
+    if (copy) {
+      show(ui.engine, 'loading', `Loading the GPU-ready copy of ${name}…`);
+      bars.weights.reset('reading the GPU-ready copy…');
+      try {
+        return { engine: await createVisualRwkv({ model: copy, ...options }), fromCopy: true, model: null, copy: null };
+      } catch (e) {
+        if (!(e instanceof WeightsFormatError)) throw e;
+        // Made by another version (or damaged): drop it and load the original, which writes a new copy.
+        console.warn('GPU-ready copy refused, loading the original:', e);
+        await store.delete(gpuReadyId(id)).catch(() => undefined);
+      }
+    }
+  }
+  show(ui.engine, 'loading', `Getting ${name}…`);
+  bars.weights.reset('connecting…');
+  const got = await obtain(store, c, { signal, onProgress: (p, verb) => bars.weights.download(p, verb) });
+  let copy: GpuReadyCopy | null = null;
+  if (store && ui.keepGpuReady.checked && typeof got.source !== 'string' && (await isPth(got.source))) {
+    copy = startGpuReadyCopy(store, got, got.source.size);
+  }
+  show(ui.engine, 'loading', `Loading ${got.name}…`);
+  bars.weights.reset('loading onto the GPU…');
+  try {
+    const engine = await createVisualRwkv({ model: got.source, ...options, ...(copy ? { recordTensors: copy.sink } : {}) });
+    return { engine, fromCopy: false, model: got, copy };
+  } catch (e) {
+    copy?.abandon(e);
+    throw e;
+  }
+}
+
+/** Load a model and optionally an encoder; replaces the engine that was loaded before. */
+async function load(model: SourceChoice, encoder: SourceChoice | null, typed: { model: string | null; encoder: string | null } = { model: null, encoder: null }): Promise<void> {
   if (gpuState !== 'ok' || loading) return;
   loading = true;
+  const ctrl = new AbortController();
+  loadCtrl = ctrl;
+  ui.pause.hidden = !store;
+  ui.modelNote.textContent = '';
   updateControls();
   const t0 = performance.now();
   try {
@@ -165,53 +374,107 @@ async function load(model: string | File, encoder: string | File | null): Promis
     updateControls();
     await old?.dispose();
     resetChat();
+    delete ui.engine.dataset.source;
+    // The address bar names what is loading, so a reload in the middle resumes the download.
+    shared = { model: shareOf(model, typed.model), encoder: shareOf(encoder, typed.encoder) };
+    updateLinks();
     bars.weights.reset('waiting');
-    let enc: ModelSource | undefined;
+    if (store && (model.kind !== 'file' || model.keep)) void askPersistence();
+    let enc: Obtained | null = null;
     if (encoder === null) bars.encoder.hide();
-    else if (typeof encoder === 'string') {
-      show(ui.engine, 'loading', `Downloading the image encoder ${baseName(encoder)}…`);
-      bars.encoder.reset('connecting…');
-      enc = await fetchWithProgress(absolute(encoder), (l, t) => bars.encoder.update(l, t));
-    } else {
-      bars.encoder.working(`from ${encoder.name}`, encoder.size);
-      enc = encoder;
-    }
-    show(ui.engine, 'loading', `Loading ${baseName(model)}…`);
-    const next = await createVisualRwkv({ model: typeof model === 'string' ? absolute(model) : model, encoder: enc,
-      encoderProviders: encoderProviders(adapterLabel),
-      onProgress,
-    });
+    else enc = await obtainEncoder(encoder, ctrl.signal);
+    const loaded = await loadModel(model, enc?.source, ctrl.signal);
+    const next = loaded.engine;
     vr = next;
     if (bars.weights.el.dataset.state !== 'done') bars.weights.finish('done');
-    shared = { model: typeof model === 'string' ? model : null, encoder: typeof encoder === 'string' ? encoder : null };
-    show(ui.engine, 'ready', describe(next.info, baseName(model), (performance.now() - t0) / 1000));
+    ui.pause.hidden = true;
+    const name = loaded.model?.name ?? choiceName(model);
+    let note = '';
+    if (loaded.copy) {
+      try {
+        const rec = await loaded.copy.finish(next.info.config);
+        note = `Kept a GPU-ready copy (${formatBytes(rec.bytes)}): the next load of ${name} skips the conversion.`;
+      } catch (e) {
+        note = `No GPU-ready copy was kept: ${errorText(e)}`;
+      }
+    }
+    ui.engine.dataset.source = loaded.fromCopy ? 'gpu-ready' : 'original';
+    show(ui.engine, 'ready', describe(next.info, name, (performance.now() - t0) / 1000, loaded.fromCopy));
+    ui.modelNote.textContent = note;
     updateLinks();
-    void keepOffline([shared.model, shared.encoder].map((u) => u && absolute(u))); // store URL-loaded files for offline use
+    // Offline use: stored files are kept by the store; URLs read directly are handed to the service worker.
+    const storedNames = [loaded.model?.stored || loaded.fromCopy ? name : null, enc?.stored ? enc.name : null];
+    noteStoredModels(storedNames);
+    if (!store) void keepOffline([shared.model, shared.encoder].map((u) => u && new URL(u, document.baseURI).href));
   } catch (e) {
-    console.warn('loading failed:', e);
-    for (const b of [bars.weights, bars.encoder]) if (!b.el.hidden && b.el.dataset.state !== 'done') b.fail('failed');
-    show(ui.engine, 'error', `Could not load the model: ${errorText(e)}`);
+    ui.pause.hidden = true;
+    for (const b of [bars.weights, bars.encoder]) if (!b.el.hidden && b.el.dataset.state !== 'done') b.fail(isAbort(e) ? 'paused' : 'failed');
+    if (isAbort(e)) {
+      show(ui.engine, 'paused', 'Download paused: the part downloaded so far is kept. Press Load to continue where it stopped.');
+    } else {
+      console.warn('loading failed:', e);
+      show(ui.engine, 'error', `Could not load the model: ${errorText(e)}`);
+    }
   } finally {
     loading = false;
+    loadCtrl = null;
     updateControls();
+    scheduleRefresh();
   }
 }
 
-ui.modelFile.addEventListener('change', () => ui.modelFile.files?.length && (ui.modelUrl.value = ''));
-ui.encoderFile.addEventListener('change', () => ui.encoderFile.files?.length && (ui.encoderUrl.value = ''));
-ui.modelUrl.addEventListener('input', () => (ui.modelFile.value = ''));
-ui.encoderUrl.addEventListener('input', () => (ui.encoderFile.value = ''));
+ui.pause.addEventListener('click', () => loadCtrl?.abort(new DOMException('paused by the user', 'AbortError')));
+
+// The three ways to give a model (and an encoder) exclude each other: the last one touched counts.
+for (const [select, url, file] of [
+  [ui.modelCatalog, ui.modelUrl, ui.modelFile],
+  [ui.encoderCatalog, ui.encoderUrl, ui.encoderFile],
+] as const) {
+  select.addEventListener('change', () => {
+    if (select.value) {
+      url.value = '';
+      file.value = '';
+    }
+  });
+  url.addEventListener('input', () => {
+    file.value = '';
+    select.value = '';
+  });
+  file.addEventListener('change', () => {
+    if (file.files?.length) {
+      url.value = '';
+      select.value = '';
+    }
+  });
+}
+
+/** What the form says for one of model/encoder; `typed` is the URL text as entered (for the share link). */
+function formChoice(select: HTMLSelectElement, url: HTMLInputElement, file: HTMLInputElement): { choice: SourceChoice | null; typed: string | null } {
+  const f = file.files?.[0];
+  if (f) return { choice: { kind: 'file', file: f, keep: ui.keepFiles.checked }, typed: null };
+  const typed = url.value.trim();
+  if (typed) return { choice: choiceFromValue(typed, document.baseURI, storedIds), typed };
+  if (select.value) return { choice: choiceFromValue(select.value, document.baseURI, storedIds), typed: null };
+  return { choice: null, typed: null };
+}
 
 ui.loadForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  const model = ui.modelFile.files?.[0] ?? ui.modelUrl.value.trim();
-  const encoder = ui.encoderFile.files?.[0] ?? (ui.encoderUrl.value.trim() || null);
-  if (!model) {
-    show(ui.engine, 'idle', 'Give a model URL or choose a model file first.');
-    ui.modelUrl.focus();
+  let model: ReturnType<typeof formChoice>;
+  let encoder: ReturnType<typeof formChoice>;
+  try {
+    model = formChoice(ui.modelCatalog, ui.modelUrl, ui.modelFile);
+    encoder = formChoice(ui.encoderCatalog, ui.encoderUrl, ui.encoderFile);
+  } catch (err) {
+    show(ui.engine, 'idle', errorText(err));
     return;
   }
-  void load(model, encoder);
+  if (!model.choice) {
+    show(ui.engine, 'idle', 'Choose a released model, give a model URL, or pick a model file first.');
+    ui.modelCatalog.focus();
+    return;
+  }
+  void load(model.choice, encoder.choice, { model: model.typed, encoder: encoder.typed });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -353,14 +616,21 @@ picker.onChange((p) => {
 
 async function start(): Promise<void> {
   updateControls();
+  fillPickers([]);
+  const opening = openStore();
   if (fromUrl.warnings.length) ui.composerNote.textContent = fromUrl.warnings.join(' ');
   const preModel = query.get('model');
   const preEncoder = query.get('encoder');
+  // A catalogue id selects the entry; anything else is a URL.
   if (preModel) {
-    ui.modelUrl.value = preModel;
-    show(ui.engine, 'idle', `Checking WebGPU before loading ${baseName(preModel)}…`);
+    if (catalogEntry(preModel)) ui.modelCatalog.value = preModel;
+    else ui.modelUrl.value = preModel;
+    show(ui.engine, 'idle', `Checking WebGPU before loading ${choiceName(choiceFromValue(preModel, document.baseURI))}…`);
   }
-  if (preEncoder) ui.encoderUrl.value = preEncoder;
+  if (preEncoder) {
+    if (catalogEntry(preEncoder)) ui.encoderCatalog.value = preEncoder;
+    else ui.encoderUrl.value = preEncoder;
+  }
   updateLinks();
 
   const check = await checkWebGpu();
@@ -386,7 +656,16 @@ async function start(): Promise<void> {
   }
   gpuState = 'ok';
   updateControls();
-  if (preModel) void load(preModel, preEncoder || null);
+  await opening;
+  if (preModel) {
+    try {
+      const model = choiceFromValue(preModel, document.baseURI, storedIds);
+      const encoder = preEncoder ? choiceFromValue(preEncoder, document.baseURI, storedIds) : null;
+      void load(model, encoder, { model: catalogEntry(preModel) ? null : preModel, encoder: preEncoder && !catalogEntry(preEncoder) ? preEncoder : null });
+    } catch (e) {
+      show(ui.engine, 'error', `Could not load the model: ${errorText(e)}`);
+    }
+  }
 }
 
 void registerServiceWorker({ status: $('offline'), update: $('update') });

@@ -2,6 +2,7 @@
  * Progress bars for long loads (bytes done, rate, time left) and a fetch that reports its download progress.
  */
 import { VisualRwkvError } from '../errors';
+import { describeProgress, type DownloadProgress } from '../storage/progress';
 
 /** "8.7 MB", "512 B", "3.80 GB" (decimal units, as browsers show downloads). */
 export function formatBytes(n: number): string {
@@ -91,6 +92,29 @@ export class ProgressBar {
       if (left !== null) parts.push(`about ${formatDuration(left)} left`);
     }
     this.detail.textContent = parts.join(' · ');
+  }
+
+  /**
+   * Show a ModelStore download: bytes of total (percent) · rate · time left while streaming, the phase otherwise
+   * (checking stored data, connecting, verifying, stored). `verb` names the work ('Downloading', 'Copying').
+   */
+  download(p: DownloadProgress, verb = 'Downloading'): void {
+    this.el.hidden = false;
+    this.el.dataset.state = p.phase === 'complete' ? 'done' : 'active';
+    if (p.total !== undefined && p.total > 0) {
+      this.bar.max = p.total;
+      this.bar.value = Math.min(p.loaded, p.total);
+    } else this.bar.removeAttribute('value');
+    this.bytes = Math.max(p.total ?? 0, p.loaded);
+    const resumed = p.resumedFrom > 0 ? ` (resumed at ${formatBytes(p.resumedFrom)})` : '';
+    const text: Record<DownloadProgress['phase'], string> = {
+      checking: `Checking the stored part: ${formatBytes(p.loaded)}…`,
+      connecting: p.loaded > 0 ? `Connecting to resume at ${formatBytes(p.loaded)}…` : 'Connecting…',
+      downloading: `${verb}: ${describeProgress(p)}${resumed}`,
+      verifying: `Verifying ${formatBytes(p.loaded)} (size and SHA-256)…`,
+      complete: `${formatBytes(p.loaded)} stored on this device`,
+    };
+    this.detail.textContent = text[p.phase];
   }
 
   /** Busy without a byte count (indeterminate bar), e.g. "starting the runtime…"; `bytes` sets the size shown. */

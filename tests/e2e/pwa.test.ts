@@ -1,12 +1,14 @@
 /**
- * The offline app: the built page in headless Chromium with a persistent profile (service worker + Cache API), the
- * tiny VisualRWKV-6 fixture and the tiny ONNX CLIP tower preloaded from the URL. After one online visit (service
- * worker controlling the page, model and encoder stored), the network goes off AND the server stops; a reload must
- * still load the app and the model and give the same greedy answer about the fixture image as online.
- * Also: the manifest and its icons (installability), stale shell caches removed on activation, Range requests
- * answered from the stored model offline (206 slices equal to the file), cross-origin isolation kept offline, an app
- * update (new sw.js version: waits, offered with Reload, then the only shell cache), and the Range parsing and
- * build-version helpers.
+ * The offline app: the built page in headless Chromium with a persistent profile (service worker + Cache API + OPFS),
+ * the tiny VisualRWKV-6 fixture and the tiny ONNX CLIP tower preloaded from the URL. After one online visit (service
+ * worker controlling the page; model and encoder downloaded into the page's model store in OPFS, plus the model's
+ * GPU-ready copy), the network goes off AND the server stops; a reload must still load the app and the model (from
+ * the GPU-ready copy in OPFS) and give the same greedy answer about the fixture image as online.
+ * Also: the manifest and its icons (installability), stale shell caches removed on activation, the service worker's
+ * URL cache (filled through its `cache-urls` message, as `keepOffline` does for pages without a model store):
+ * Range requests answered from it offline (206 slices equal to the file), listed and cleared in the "Stored models"
+ * panel; cross-origin isolation kept offline, an app update (new sw.js version: waits, offered with Reload, then the
+ * only shell cache), and the Range parsing and build-version helpers.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,16 +138,26 @@ describe('offline PWA (built app, persistent Chromium profile)', () => {
     expect(await page.locator('#offline').getAttribute('data-state'), status).toBe('models');
     expect(status).toMatch(/visualrwkv\.pth, tiny_clip_vit_shared\.onnx/);
 
-    const caches1 = await page.evaluate(async ([models, model, encoder]) => {
-      const keys = await caches.keys();
-      const m = await caches.open(models);
-      return { keys, model: !!(await m.match(new URL(model, location.href).href)), encoder: !!(await m.match(new URL(encoder, location.href).href)) };
-    }, [MODEL_CACHE, MODEL_URL, ENCODER_URL] as const);
+    // Model, encoder and the model's GPU-ready copy are in the page's model store (OPFS), not in the URL cache.
+    await page.locator('#storage-panel summary').click();
+    for (const id of [`url:${base}${MODEL_URL.slice(1)}`, `url:${base}${ENCODER_URL.slice(1)}`, `gpu-ready:url:${base}${MODEL_URL.slice(1)}`]) {
+      await expect.poll(() => page.locator(`.vr-cache tr[data-id="${id}"]`).getAttribute('data-state')).toBe('complete');
+    }
+    const caches1 = await page.evaluate(async (models) => ({ keys: await caches.keys(), urlEntries: (await (await caches.open(models)).keys()).length }), MODEL_CACHE);
     const shells = caches1.keys.filter((k) => k.startsWith(SHELL_CACHE_PREFIX));
     expect(shells).toHaveLength(1);
     expect(shells[0]).not.toBe(STALE_CACHE);
-    expect(caches1.keys).toContain(MODEL_CACHE);
-    expect(caches1).toMatchObject({ model: true, encoder: true });
+    expect(caches1.urlEntries).toBe(0); // stored once, in the model store
+    // The service worker's URL cache (what keepOffline fills where there is no model store): store the model there.
+    const cached = await page.evaluate(async (url) => {
+      const reg = await navigator.serviceWorker.ready;
+      return new Promise<unknown>((resolve) => {
+        const ch = new MessageChannel();
+        ch.port1.onmessage = (e) => resolve(e.data);
+        reg.active!.postMessage({ type: 'cache-urls', urls: [new URL(url, location.href).href] }, [ch.port2]);
+      });
+    }, MODEL_URL);
+    expect(cached).toMatchObject({ type: 'cache-result', results: [{ status: 'cached' }] });
     // The shell cache is named after the build version written into sw.js.
     const sw = readFileSync(join(APP_DIR, 'sw.js'), 'utf8');
     const version = /version ([0-9a-f]{16})/.exec(sw)?.[1];
@@ -170,6 +182,7 @@ describe('offline PWA (built app, persistent Chromium profile)', () => {
     // The shell came from the service worker with COOP/COEP: still cross-origin isolated.
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     await waitReady(page);
+    expect(await page.locator('#engine').getAttribute('data-source')).toBe('gpu-ready');
 
     // Range requests are answered from the stored model: 206 slices equal to the file's bytes.
     const file = readFileSync(MODEL_FILE);
@@ -202,6 +215,15 @@ describe('offline PWA (built app, persistent Chromium profile)', () => {
     expect(offline.text).toBe(online.text);
     expect(offline.reason).toBe(online.reason);
     expect(offline.encoderRan).toBe('true');
+
+    // The panel lists the URL cache's entry and clears it.
+    await page.locator('#storage-panel summary').click();
+    const urlRow = page.locator(`.vr-cache tr[data-url="${base}${MODEL_URL.slice(1)}"]`);
+    await urlRow.waitFor();
+    expect(await urlRow.locator('td').nth(1).innerText()).toBe('8.66 MB');
+    await page.locator('.vr-cache button[data-action="clear-urls"]').click();
+    await expect.poll(() => urlRow.count()).toBe(0);
+    expect(await page.evaluate((name) => caches.has(name), MODEL_CACHE)).toBe(false);
     expect(errors).toEqual([]);
   });
 });
