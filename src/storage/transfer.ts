@@ -51,6 +51,22 @@ function isQuotaError(e: unknown): boolean {
 
 /** Store `target` from `src`, resuming the registry's partial record when it is compatible. */
 export async function transfer(ctx: TransferContext, target: TransferTarget, src: BodySource, opts: TransferOptions = {}): Promise<StoredModel> {
+  const life = { ended: false, timer: undefined as ReturnType<typeof setTimeout> | undefined };
+  try {
+    return await transferOnce(ctx, target, src, opts, life);
+  } finally {
+    life.ended = true;
+    clearTimeout(life.timer);
+  }
+}
+
+async function transferOnce(
+  ctx: TransferContext,
+  target: TransferTarget,
+  src: BodySource,
+  opts: TransferOptions,
+  life: { ended: boolean; timer: ReturnType<typeof setTimeout> | undefined },
+): Promise<StoredModel> {
   const { backend, registry } = ctx;
   const { id } = target;
   const signal = opts.signal;
@@ -66,10 +82,19 @@ export async function transfer(ctx: TransferContext, target: TransferTarget, src
   let lastReport = -Infinity;
   let phase: DownloadProgress['phase'] = 'checking';
 
+  // A throttled report is delivered later (trailing), so the last bytes before a stall are shown too.
   const report = (force = false) => {
-    if (!opts.onProgress) return;
+    if (!opts.onProgress || life.ended) return;
     const t = now();
-    if (!force && t - lastReport < ctx.progressIntervalMs) return;
+    if (!force && t - lastReport < ctx.progressIntervalMs) {
+      life.timer ??= setTimeout(() => {
+        life.timer = undefined;
+        report(true);
+      }, ctx.progressIntervalMs - (t - lastReport));
+      return;
+    }
+    clearTimeout(life.timer);
+    life.timer = undefined;
     lastReport = t;
     const rate = meter.rate();
     opts.onProgress({

@@ -32,6 +32,7 @@ import { MODEL_CACHE } from '../pwa/shared';
 import { ModelStore } from '../storage/store';
 import { CATALOG, catalogEntry } from '../storage/catalog';
 import type { StoredModel } from '../storage/registry';
+import type { DownloadProgress } from '../storage/progress';
 import { mountCacheManager } from './cache-manager';
 import {
   choiceFromValue,
@@ -299,11 +300,18 @@ function shareOf(c: SourceChoice | null, typed: string | null): string | null {
   return null;
 }
 
+/** Show a download's progress; Pause is offered while bytes are moving. */
+function downloading(bar: ProgressBar, p: DownloadProgress, verb: string): void {
+  bar.download(p, verb);
+  ui.pause.hidden = p.phase === 'complete' || p.phase === 'verifying';
+}
+
 /** Get the encoder's bytes (download / stored / file). */
 async function obtainEncoder(c: SourceChoice, signal: AbortSignal): Promise<Obtained> {
   show(ui.engine, 'loading', `Getting the image encoder ${choiceName(c)}…`);
   bars.encoder.reset('connecting…');
-  const got = await obtain(store, c, { signal, onProgress: (p, verb) => bars.encoder.download(p, verb) });
+  const got = await obtain(store, c, { signal, onProgress: (p, verb) => downloading(bars.encoder, p, verb) });
+  ui.pause.hidden = true;
   bars.encoder.working(got.stored ? 'stored on this device' : `from ${got.name}`, typeof got.source === 'string' ? undefined : got.source.size);
   return got;
 }
@@ -338,7 +346,8 @@ async function loadModel(c: SourceChoice, encoder: ModelSource | undefined, sign
   }
   show(ui.engine, 'loading', `Getting ${name}…`);
   bars.weights.reset('connecting…');
-  const got = await obtain(store, c, { signal, onProgress: (p, verb) => bars.weights.download(p, verb) });
+  const got = await obtain(store, c, { signal, onProgress: (p, verb) => downloading(bars.weights, p, verb) });
+  ui.pause.hidden = true;
   let copy: GpuReadyCopy | null = null;
   if (store && ui.keepGpuReady.checked && typeof got.source !== 'string' && (await isPth(got.source))) {
     copy = startGpuReadyCopy(store, got, got.source.size);
@@ -360,7 +369,6 @@ async function load(model: SourceChoice, encoder: SourceChoice | null, typed: { 
   loading = true;
   const ctrl = new AbortController();
   loadCtrl = ctrl;
-  ui.pause.hidden = !store;
   ui.modelNote.textContent = '';
   updateControls();
   const t0 = performance.now();

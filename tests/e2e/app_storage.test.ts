@@ -6,7 +6,8 @@
  *   again, and answers about the fixture image exactly as the reference; deleting the copy in the panel makes the
  *   next load use the original again (and write a new copy).
  * - A download from another origin that breaks halfway keeps what arrived (the panel shows the partial file) and
- *   Load resumes it with `Range: bytes=<kept>-`.
+ *   Load resumes it with `Range: bytes=<kept>-`. A stalled one shows bytes and percent in the weights bar and can be
+ *   paused (Pause download), then resumed the same way.
  * - A catalogue entry (its Hugging Face URL answered by a route serving the fixture) goes through the same store.
  * - A storage quota too small: a clear StorageQuotaError message, nothing stored.
  */
@@ -75,6 +76,8 @@ function fetchedFiles(page: Page): Promise<string[]> {
 interface FileServer {
   url: string;
   dropAfter?: number;
+  /** Send this many bytes of the next response, then hang until the client goes away. */
+  stallAfter?: number;
   requests: { range?: string; status: number }[];
   close(): Promise<void>;
 }
@@ -96,10 +99,13 @@ async function startFileServer(file: Uint8Array): Promise<FileServer> {
     res.setHeader('ETag', '"fixture-v1"');
     res.setHeader('Cache-Control', 'no-store');
     const body = Buffer.from(file.subarray(start));
-    const cut = fs.dropAfter;
+    const cut = fs.dropAfter ?? fs.stallAfter;
     if (cut !== undefined && cut < body.length) {
-      fs.dropAfter = undefined;
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 50));
+      const stall = fs.stallAfter !== undefined;
+      fs.dropAfter = fs.stallAfter = undefined;
+      res.write(body.subarray(0, cut), () => {
+        if (!stall) setTimeout(() => res.socket?.destroy(), 50);
+      });
       return;
     }
     res.end(body);
@@ -210,6 +216,31 @@ describe('e2e model store and GPU-ready copies (built app, headless Chromium)', 
       expect(await page.locator('#engine').getAttribute('data-source')).toBe('original');
       // The failed load logged its error; nothing else.
       expect(log.errors().filter((e) => !/Failed to load resource|ERR_/.test(e))).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a stalled download shows its progress and can be paused; Load continues it', async () => {
+    const fs = files!;
+    fs.requests.length = 0;
+    fs.stallAfter = 5_000_000;
+    const url = fs.url.replace('/visualrwkv.pth', '/stalled/visualrwkv.pth'); // another id than the test above
+    const { context, page, log } = await openPage(browser!, `${server!.url}?model=${url}&${QUERY}`, { name: 'pause' });
+    try {
+      const detail = page.locator('#progress-weights .progress-detail');
+      await expect.poll(() => detail.textContent(), { timeout: LOAD_TIMEOUT_MS }).toMatch(/^Downloading: 5\.00 MB of 8\.66 MB \(57%\)/);
+      const pause = page.getByRole('button', { name: 'Pause download' });
+      await pause.click();
+      expect(await waitLoaded(page)).toBe('paused');
+      expect(await page.locator('#engine').textContent()).toMatch(/Download paused: the part downloaded so far is kept/);
+      expect(await pause.isHidden()).toBe(true);
+      await expect.poll(async () => (await row(page, `url:${url}`)).getAttribute('data-state')).toBe('partial');
+
+      await page.getByRole('button', { name: 'Load', exact: true }).click();
+      await waitReady(page);
+      expect(fs.requests.map((r) => [r.range, r.status])).toEqual([[undefined, 200], ['bytes=5000000-', 206]]);
+      expect(log.errors()).toEqual([]);
     } finally {
       await context.close();
     }
