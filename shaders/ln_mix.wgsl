@@ -16,9 +16,10 @@
 //                Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t. The host picks ROWS so that a workgroup
 //                reads ~8K weights (fewer, larger workgroups for small C: each one pays the LN's barriers).
 // Each thread keeps its channels (pairs c = lid + i·WG, i < PAIRS) in registers, so x is read once per LN.
-// Overrides: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (4096).
-//            ROWS LoRA outputs per workgroup (ln_mix_lora; default 4); workgroup memory 4 · WG · ROWS bytes.
-// Defines: LORA (the ln_mix_lora entry and its bindings) · W_F16 (W1 holds IEEE halfs, else bf16).
+// Overrides: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (≤ 4096).
+//            ROWS LoRA outputs per workgroup (ln_mix_lora; default 4; WG · ROWS ≤ 2048).
+// Defines: LORA (the ln_mix_lora entry and its bindings) · W_F16 (W1 holds IEEE halfs, else bf16) · PAIRS_N (the
+//          register pairs per thread, '1u' … '8u', default 8u: exact-size loops for small C).
 // Bindings (group 0): 0 params, 1 x, 2 prev, 3 weight, 4 bias, 5 mu, 6 a, then 7 out (ln_mix) or 7 w1, 8 h (LORA).
 
 #include "common"
@@ -49,10 +50,21 @@ struct Params {
 #endif
 
 override WG: u32 = 256u;
-const PAIRS: u32 = 8u; // vec2 per thread kept in registers
+#ifdef PAIRS_N
+const PAIRS: u32 = PAIRS_N; // vec2 per thread kept in registers: ceil(C / 2 / WG) rounded up to 1, 2, 4 or 8
+#else
+const PAIRS: u32 = 8u;
+#endif
 override ROWS: u32 = 4u;
 
-var<workgroup> red: array<f32, WG * ROWS>;
+// Fixed size (8 KB with LORA): the host keeps WG · ROWS ≤ RED_N. (An override-sized array of the same size, or a larger one,
+// is markedly slower on SwiftShader: workgroup memory is zero-initialised per workgroup.)
+#ifdef LORA
+const RED_N: u32 = 2048u;
+#else
+const RED_N: u32 = 256u; // ≥ WG
+#endif
+var<workgroup> red: array<f32, RED_N>; // LN sums: (WG); LoRA partials: (ROWS, WG)
 
 // Sum of v over the workgroup (tree reduction; every thread gets the total).
 fn wg_sum(v: f32, lid: u32) -> f32 {

@@ -17,8 +17,9 @@
 //     groups (ids from a workgroup atomic) and reduces with subgroupAdd; otherwise TPR threads per group and a
 //     shared-memory tree. GROUPS groups per workgroup. Dispatch (gx, gy, ceil(T / TT)): workgroup
 //     wid.x + wid.y · num_workgroups.x, token tile wid.z.
-//   matmul_group_mat (prefill): 64×64 output tiles that never straddle blocks: workgroup x = tile0_b + (tile within
-//     block b), y = token tile. 256 threads, K in steps of 16 through shared memory, 4×4 register block per thread.
+//   matmul_group_mat (prefill): matmul_mat's 64×64 tiles (256 threads, K in steps of 16 through shared memory, a 4×4
+//     register block per thread), never straddling blocks: workgroup x = tile0_b + (tile within block b), y = token
+//     tile. Each output is an fma chain over k in order, as in matmul_mat.
 //     Dispatch (Σ_b ceil(N_b / 64), ceil(T / 64)).
 // Overrides (vec): WG threads per workgroup · TPR threads per row group (workgroup path) · GROUPS row groups per
 //   workgroup.
@@ -28,7 +29,7 @@
 
 #ifdef SUBGROUP
 enable subgroups;
-// Loops below are subgroup-uniform (each subgroup owns whole rows), which the analysis cannot prove.
+// Loops below are subgroup-uniform (each subgroup owns whole row groups), which the analysis cannot prove.
 diagnostic(off, subgroup_uniformity);
 #endif
 

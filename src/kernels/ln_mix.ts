@@ -16,6 +16,8 @@ const PAIRS = 8;
 const MAX_WG = 256;
 /** Weights one ln_mix_lora workgroup aims to read (sets ROWS, the LoRA outputs per workgroup). */
 const LORA_WEIGHTS_PER_WG = 8192;
+/** Partial sums ln_mix_lora's workgroup array holds (RED_N in the shader): WG · ROWS ≤ this. */
+const LORA_PARTIALS = 2048;
 /** Largest C: 2 · PAIRS · 256. */
 export const LN_MIX_MAX_C = 2 * PAIRS * MAX_WG;
 
@@ -72,6 +74,7 @@ export function lnMixOp(gpu: Gpu, p: LnMixArgs): KernelOp {
     label,
     shader: SHADER,
     entry: 'ln_mix',
+    defines: { PAIRS_N: pairsFor(C, wgFor(C)) },
     overrides: { WG: wgFor(C) },
     layout: ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
     bindings: [params(gpu, label, T, C, M, 0, eps), p.x, p.prev, p.weight, p.bias, p.mu, p.a, p.out],
@@ -81,7 +84,7 @@ export function lnMixOp(gpu: Gpu, p: LnMixArgs): KernelOp {
 
 /**
  * Workgroups (ceil(NL / ROWS), T); each redoes the LN of its row and computes ROWS LoRA outputs, ROWS ≈ 8K / C
- * (a power of two, 4 at least, within the workgroup memory).
+ * (a power of two, 4 at least, WG·ROWS ≤ 2048 partial sums).
  *
  * @example
  * ops.push(lnMixLoraOp(gpu, { x: s.x, prev: st.att, weight: ln1.weight, bias: ln1.bias, mu: att.time_maa_x, w1: att.time_maa_w1, a: s.a, h: s.h, T: 1, C }));
@@ -97,10 +100,9 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
   needBytes(p.h, T * NL * 4, `${label}: h (${T}, ${NL})`);
   for (const b of [p.x, p.prev, p.weight, p.bias, p.mu, p.a]) if (b === p.h) throw new ShapeError(`${label}: h must not alias an input or a`);
   const wg = wgFor(C);
-  const rowsFit = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / (4 * wg));
+  const rowsFit = LORA_PARTIALS / wg; // the shader's fixed partial-sum array (RED_N)
   let rows = 4;
   while (rows * 2 * C <= LORA_WEIGHTS_PER_WG && rows * 2 <= rowsFit && rows < NL) rows *= 2;
-  if (rows > rowsFit) throw new ShapeError(`${label}: ${4 * wg * rows} B of workgroup memory needed, the device has ${gpu.limits.maxComputeWorkgroupStorageSize}`);
   const gx = Math.ceil(NL / rows);
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (gx > maxDim || T > maxDim) throw new ShapeError(`${label}: T = ${T} or NL = ${NL} exceeds the dispatch limit`);
@@ -109,7 +111,7 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
     label,
     shader: SHADER,
     entry: 'ln_mix_lora',
-    defines: w1.dtype === 'f16' ? { LORA: true, W_F16: true } : { LORA: true },
+    defines: w1.dtype === 'f16' ? { LORA: true, W_F16: true, PAIRS_N: pairsFor(C, wg) } : { LORA: true, PAIRS_N: pairsFor(C, wg) },
     overrides: { WG: wg, ROWS: rows },
     layout: ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'read', 'rw'],
     bindings: [params(gpu, label, T, C, 1, NL, eps), p.x, p.prev, p.weight, p.bias, p.mu, p.a, w1.buffer, p.h],
@@ -142,6 +144,13 @@ function params(gpu: Gpu, label: string, T: number, C: number, M: number, NL: nu
   dv.setUint32(12, NL, true);
   dv.setFloat32(16, eps, true);
   return createUniform(gpu, `${label}.params`, new Uint8Array(buf));
+}
+
+/** Register pairs per thread for the shader's PAIRS: C/2 pairs over WG threads, rounded up to 1, 2, 4 or 8. */
+function pairsFor(C: number, wg: number): string {
+  let n = 1;
+  while (n * wg * 2 < C) n *= 2;
+  return `${n}u`;
 }
 
 /** ~4 pairs per thread when C is small, up to PAIRS at C = 4096 (as layer_norm). */

@@ -35,7 +35,7 @@ export interface MatmulGroupBlock {
   /** x rows this block reads: xRowOffset + branch·T + t (e.g. the ddlerp branch index). */
   branch: number;
   epilogue?: GroupEpilogue;
-  /** (outOffset/… + T·rows) f32 output; may be shared with other blocks (disjoint regions). Must not be x. */
+  /** (outOffset + T·rows) f32 output; may be shared with other blocks (disjoint regions). Must not be x. */
   out: GPUBuffer;
   /** First element of this block's (T, rows) region in `out` (default 0). */
   outOffset?: number;

@@ -4,15 +4,16 @@
  * matmul_group dispatch reads are stacked at load time under a name listing their keys.
  *
  * Two op lists with the same math: decode (T ≤ 4) is 8 dispatches per layer — on fast GPUs dispatch count, not
- * bandwidth, sets the decode speed — and prefill (T > 4) keeps tiled matmuls and the chunked WKV (11 dispatches).
+ * bandwidth, sets the decode speed — and prefill (T > 4) keeps tiled matmuls and the chunked WKV (13 dispatches).
  */
 import type { Gpu } from '../engine/gpu';
 import { copyOp, type Op } from '../engine/op';
 import type { GpuMatrix } from '../kernels/types';
 import { matmulOp } from '../kernels/matmul';
 import { matmulGroupOp, concatRows, type MatmulGroupBlock } from '../kernels/matmul_group';
+import { layerNormOp } from '../kernels/layer_norm';
 import { lnMixOp, lnMixLoraOp } from '../kernels/ln_mix';
-import { ddlerpOp } from '../kernels/token_shift';
+import { tokenShiftOp, ddlerpOp } from '../kernels/token_shift';
 import { wkv6Op } from '../kernels/wkv6';
 import { wkv6FusedOp } from '../kernels/wkv6_fused';
 import { groupNormOp } from '../kernels/group_norm';
@@ -143,7 +144,7 @@ function decodeOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv6Layer, st: LayerState, s:
   ];
 }
 
-/** Prefill: tiled matmuls (stacked where they share an input), the chunked WKV; 11 dispatches (+ 2 state copies). */
+/** Prefill: tiled matmuls (stacked where they share an input), the chunked WKV; 13 dispatches (+ 2 state copies). */
 function prefillOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv6Layer, st: LayerState, s: Scratch, T: number, i: number): Op[] {
   const { C, H, N } = cfg;
   const R = cfg.loraMix!;
@@ -152,7 +153,8 @@ function prefillOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv6Layer, st: LayerState, s
   const a = w.att;
   return [
     // time mix
-    lnMixOp(gpu, { x: s.x, prev: st.att, weight: w.ln1.weight, bias: w.ln1.bias, mu: a.time_maa_x, a: s.a, out: s.z, M: 1, T, C, label: `${L}.ln1+att.shift_x` }),
+    layerNormOp(gpu, { x: s.x, y: s.a, weight: w.ln1.weight, bias: w.ln1.bias, T, C, label: `${L}.ln1` }),
+    tokenShiftOp(gpu, { a: s.a, prev: st.att, mu: a.time_maa_x, out: s.z, M: 1, T, C, label: `${L}.att.shift_x` }),
     matmulOp(gpu, { x: s.z, w: a.time_maa_w1, y: s.h, T, epilogue: 'tanh', label: `${L}.att.time_maa_w1` }),
     ddlerpOp(gpu, {
       a: s.a, prev: st.att, h: s.h, w2: a.time_maa_w2.buffer, w2Dtype: a.time_maa_w2.dtype, mu: a.time_maa_wkvrg,
@@ -179,12 +181,23 @@ function prefillOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv6Layer, st: LayerState, s
   ];
 }
 
-/** ln2 + shift, relu(k)² and σ(r) in one stacked matmul, value ⊙ σ(r) into the residual; the ffn_x state copy. */
+/**
+ * ln2 + shift (one ln_mix dispatch for decode; LayerNorm and token shift apart for prefill, where ln_mix would
+ * normalise every row twice), relu(k)² and σ(r) in one stacked matmul, value ⊙ σ(r) into the residual; the ffn_x
+ * state copy.
+ */
 function channelMixOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv6Layer, st: LayerState, s: Scratch, T: number, L: string): Op[] {
   const { C, F } = cfg;
   const f = w.ffn;
+  const lnShift: Op[] =
+    T <= RWKV6_DECODE_MAX_T
+      ? [lnMixOp(gpu, { x: s.x, prev: st.ffn, weight: w.ln2.weight, bias: w.ln2.bias, mu: f.time_maa_kr, a: s.b, out: s.xf, M: 2, T, C, label: `${L}.ln2+ffn.shift` })]
+      : [
+          layerNormOp(gpu, { x: s.x, y: s.b, weight: w.ln2.weight, bias: w.ln2.bias, T, C, label: `${L}.ln2` }),
+          tokenShiftOp(gpu, { a: s.b, prev: st.ffn, mu: f.time_maa_kr, out: s.xf, M: 2, T, C, label: `${L}.ffn.shift` }),
+        ];
   return [
-    lnMixOp(gpu, { x: s.x, prev: st.ffn, weight: w.ln2.weight, bias: w.ln2.bias, mu: f.time_maa_kr, a: s.b, out: s.xf, M: 2, T, C, label: `${L}.ln2+ffn.shift` }),
+    ...lnShift,
     matmulGroupOp(gpu, {
       x: s.xf, w: f.key_receptance, T, label: `${L}.ffn.key+receptance`,
       blocks: [
