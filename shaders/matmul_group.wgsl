@@ -17,14 +17,15 @@
 //     groups (ids from a workgroup atomic) and reduces with subgroupAdd; otherwise TPR threads per group and a
 //     shared-memory tree. GROUPS groups per workgroup. Dispatch (gx, gy, ceil(T / TT)): workgroup
 //     wid.x + wid.y · num_workgroups.x, token tile wid.z.
-//   matmul_group_mat (prefill): matmul_mat's 64×64 tiles (256 threads, K in steps of 16 through shared memory, a 4×4
-//     register block per thread), never straddling blocks: workgroup x = tile0_b + (tile within block b), y = token
-//     tile. Each output is an fma chain over k in order, as in matmul_mat.
-//     Dispatch (Σ_b ceil(N_b / 64), ceil(T / 64)).
-// Overrides (vec): WG threads per workgroup · TPR threads per row group (workgroup path) · GROUPS row groups per
-//   workgroup.
-// Defines: MAT · SUBGROUP · W_F16 (IEEE half weights, else bf16) · VEC8 (K % 8 == 0) · TT2 / TT4 (token tile 2 / 4,
-//   else 1) · Y1…Y4 (output bindings y1…y4 present; y0 always).
+//   matmul_group_mat (prefill): matmul.wgsl's tiled kernel — a BM×64 output tile (BM ∈ {16, 32, 64} token rows,
+//     picked from T) per 2·BM-thread workgroup, each thread an 8×4 register block, K in steps of 16 through two
+//     shared-memory buffers (double buffering, one barrier per step), VEC8 loads as vec4<f32> / vec4<u32> — with
+//     tiles that never straddle blocks: workgroup x = tile0_b + (64-row tile within block b), y = token tile.
+//     Dispatch (Σ_b ceil(N_b / 64), ceil(T / BM)).
+// Overrides: WG threads per workgroup (vec) · TPR threads per row group (vec workgroup path) · GROUPS row groups per
+//   workgroup (vec) · BM token rows per tile (mat; the workgroup has 2·BM threads).
+// Defines: MAT · SUBGROUP · W_F16 (IEEE half weights, else bf16) · VEC8 (K % 8 == 0) · TT2 / TT4 (vec token tile
+//   2 / 4, else 1) · Y1…Y4 (output bindings y1…y4 present; y0 always).
 // Bindings (group 0): 0 params, 1 x, 2 w, 3 y0, 4 y1, 5 y2, 6 y3, 7 y4.
 
 #ifdef SUBGROUP
@@ -57,6 +58,17 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;                     // dims + block table
+#ifdef VEC8
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>; // (rows of all blocks' inputs, K)
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>; // (Σ N_b, K / 8): 8 packed 16-bit weights each
+const PER: u32 = 8u;  // weights per load
+const XPER: u32 = 4u; // floats per element of x
+#else
+@group(0) @binding(1) var<storage, read> x: array<vec2<f32>>; // (rows of all blocks' inputs, K)
+@group(0) @binding(2) var<storage, read> w: array<u32>;       // (Σ N_b, K / 2): 2 packed 16-bit weights each
+const PER: u32 = 2u;
+const XPER: u32 = 2u;
+#endif
 @group(0) @binding(3) var<storage, read_write> y0: array<f32>;    // (T, N_b) regions of blocks with slot 0
 #ifdef Y1
 @group(0) @binding(4) var<storage, read_write> y1: array<f32>;    // (T, N_b) regions of blocks with slot 1
@@ -123,15 +135,19 @@ fn store(b: u32, t: u32, n: u32, z: f32) {
 
 #ifdef MAT
 // ================================ tiled matrix–matrix ================================
-@group(0) @binding(1) var<storage, read> x: array<vec2<f32>>; // (rows of all blocks' inputs, K)
-@group(0) @binding(2) var<storage, read> w: array<u32>;       // (Σ N_b, K / 2) packed 16-bit
+override BM: u32 = 64u;           // token rows per tile (16, 32 or 64); 2·BM threads, each 8 rows × 4 features
+override XS: u32 = BK * BM / 4u;  // vec4 slots of one x buffer: [BK][BM / 4] (derived from BM; never set)
+const BN: u32 = 64u;              // output features per tile
+const BK: u32 = 16u;              // k per shared-memory step
+const WS: u32 = BK * BN / 4u;     // vec4 slots of one w buffer: [BK][BN / 4]
 
-const BM: u32 = 64u; // token rows per tile
-const BN: u32 = 64u; // output features per tile
-const BK: u32 = 16u; // k per shared-memory step
+var<workgroup> xs: array<vec4<f32>, 2u * XS>; // two buffers of [BK][BM / 4] (4 token rows per vec4)
+var<workgroup> ws: array<vec4<f32>, 2u * WS>; // two buffers of [BK][BN / 4] (4 output features per vec4)
 
-var<workgroup> xs: array<vec4<f32>, 256>; // [BK][BM / 4]
-var<workgroup> ws: array<vec4<f32>, 256>; // [BK][BN / 4]
+// The workgroup's block (workgroup-uniform, set once at entry): its first x row, first W row and row count N_b.
+var<private> blk_xrow: u32;
+var<private> blk_wrow: u32;
+var<private> blk_rows: u32;
 
 fn store4(b: u32, t: u32, n: u32, v: vec4<f32>) {
   store(b, t, n, v.x);
@@ -140,71 +156,175 @@ fn store4(b: u32, t: u32, n: u32, v: vec4<f32>) {
   store(b, t, n + 3u, v.w);
 }
 
-@compute @workgroup_size(256)
-fn matmul_group_mat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  var b = 0u;
-  for (var i = 1u; i < p.nblocks; i++) {
-    if (wid.x >= p.blocks[i].tile0) { b = i; }
+// Tile element (row r, k offset kk) → its scalar slot in buffer `b` (xs / ws are [BK][rows / 4] of vec4).
+fn put_x(b: u32, r: u32, kk: u32, v: f32) { xs[b * XS + kk * (BM / 4u) + r / 4u][r % 4u] = v; }
+fn put_w(b: u32, r: u32, kk: u32, v: f32) { ws[b * WS + kk * (BN / 4u) + r / 4u][r % 4u] = v; }
+
+fn put_x4(b: u32, r: u32, kk: u32, v: vec4<f32>) {
+  put_x(b, r, kk, v.x);
+  put_x(b, r, kk + 1u, v.y);
+  put_x(b, r, kk + 2u, v.z);
+  put_x(b, r, kk + 3u, v.w);
+}
+
+#ifdef VEC8
+// Register prefetch of one step: x is BM rows × 4 vec4 (two per thread), W is 64 rows × 2 vec4<u32> of 8 weights
+// (128 units, 64 / BM per thread). Missing rows / k read as 0.
+struct Fetch { x0: vec4<f32>, x1: vec4<f32>, w: array<vec4<u32>, 4> }
+
+fn fetch(lid: u32, n0: u32, m0: u32, k0: u32) -> Fetch {
+  var f: Fetch;
+  let kx = k0 + 4u * (lid % 4u);
+  let t = m0 + lid / 4u; // and t + BM / 2
+  let xb = (blk_xrow + t) * (p.K / 4u) + kx / 4u;
+  f.x0 = vec4<f32>(0.0);
+  f.x1 = vec4<f32>(0.0);
+  if (kx < p.K) {
+    if (t < p.T) { f.x0 = x[xb]; }
+    if (t + BM / 2u < p.T) { f.x1 = x[xb + (BM / 2u) * (p.K / 4u)]; }
   }
-  let blk = p.blocks[b];
+  let kw = k0 + 8u * (lid % 2u);
+  for (var i = 0u; i < 4u; i++) {
+    let u = lid + i * 2u * BM; // unit: row u / 2, k kw
+    let n = n0 + u / 2u;
+    f.w[i] = vec4<u32>(0u);
+    if (u < 128u && n < blk_rows && kw < p.K) { f.w[i] = w[(blk_wrow + n) * (p.K / 8u) + kw / 8u]; }
+  }
+  return f;
+}
+
+fn stash(b: u32, lid: u32, f: Fetch) {
+  let kx = 4u * (lid % 4u);
+  put_x4(b, lid / 4u, kx, f.x0);
+  put_x4(b, lid / 4u + BM / 2u, kx, f.x1);
+  let kw = 8u * (lid % 2u);
+  for (var i = 0u; i < 4u; i++) {
+    let u = lid + i * 2u * BM;
+    if (u < 128u) {
+      let q = f.w[i];
+      let r = u / 2u;
+      let a0 = unpack_w(q.x);
+      let a1 = unpack_w(q.y);
+      let a2 = unpack_w(q.z);
+      let a3 = unpack_w(q.w);
+      put_w(b, r, kw, a0.x);
+      put_w(b, r, kw + 1u, a0.y);
+      put_w(b, r, kw + 2u, a1.x);
+      put_w(b, r, kw + 3u, a1.y);
+      put_w(b, r, kw + 4u, a2.x);
+      put_w(b, r, kw + 5u, a2.y);
+      put_w(b, r, kw + 6u, a3.x);
+      put_w(b, r, kw + 7u, a3.y);
+    }
+  }
+}
+#else
+// Any even K: x and W move in pairs of k (a pair is all-in or all-out); only x is prefetched to registers, W goes
+// straight from memory to the buffer (odd shapes only).
+struct Fetch { x0: vec4<f32>, x1: vec4<f32> }
+
+fn x4(t: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (t < p.T) {
+    let base = (blk_xrow + t) * (p.K / 2u) + k / 2u;
+    if (k < p.K) { v = vec4<f32>(x[base], 0.0, 0.0); }
+    if (k + 2u < p.K) { v = vec4<f32>(v.xy, x[base + 1u]); }
+  }
+  return v;
+}
+
+fn fetch(lid: u32, n0: u32, m0: u32, k0: u32) -> Fetch {
+  let k = k0 + 4u * (lid % 4u);
+  let t = m0 + lid / 4u;
+  return Fetch(x4(t, k), x4(t + BM / 2u, k));
+}
+
+fn stash(b: u32, lid: u32, f: Fetch, n0: u32, k0: u32) {
+  let kx = 4u * (lid % 4u);
+  put_x4(b, lid / 4u, kx, f.x0);
+  put_x4(b, lid / 4u + BM / 2u, kx, f.x1);
+  for (var u = lid; u < BN * BK / 2u; u += 2u * BM) {
+    let r = u / (BK / 2u);
+    let kk = 2u * (u % (BK / 2u));
+    var v = vec2<f32>(0.0);
+    if (n0 + r < blk_rows && k0 + kk < p.K) { v = unpack_w(w[(blk_wrow + n0 + r) * (p.K / 2u) + (k0 + kk) / 2u]); }
+    put_w(b, r, kk, v.x);
+    put_w(b, r, kk + 1u, v.y);
+  }
+}
+#endif
+
+@compute @workgroup_size(2u * BM)
+fn matmul_group_mat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  var bi = 0u;
+  for (var i = 1u; i < p.nblocks; i++) {
+    if (wid.x >= p.blocks[i].tile0) { bi = i; }
+  }
+  let blk = p.blocks[bi];
+  blk_xrow = blk.xrow;
+  blk_wrow = blk.n0;
+  blk_rows = blk.rows;
   let n0 = (wid.x - blk.tile0) * BN; // local to the block
   let m0 = wid.y * BM;
-  let tx = lid % 16u; // owns output cols n0 + 4tx … +3
-  let ty = lid / 16u; // owns token rows m0 + 4ty … +3
-  // Loader: 4 threads per tile row, 4 consecutive k each (two pairs; K is even so a pair is all-in or all-out).
-  let lr = lid / 4u;
-  let lk = (lid % 4u) * 4u;
-  let xrow = m0 + lr;
-  let wrow = n0 + lr;
-  let half = p.K / 2u;
-  let xbase = (blk.xrow + xrow) * half;
-  let wbase = (blk.n0 + wrow) * half;
-  let sv = lr / 4u;
-  let sc = lr % 4u;
+  let tx = lid % 16u; // owns output features n0 + 4tx … +3
+  let ty = lid / 16u; // owns token rows m0 + 8ty … +7
 
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    let k = k0 + lk;
-    var a0 = vec2<f32>(0.0);
-    var a1 = vec2<f32>(0.0);
-    var b0 = vec2<f32>(0.0);
-    var b1 = vec2<f32>(0.0);
-    if (xrow < p.T) {
-      if (k < p.K) { a0 = x[xbase + k / 2u]; }
-      if (k + 2u < p.K) { a1 = x[xbase + k / 2u + 1u]; }
-    }
-    if (wrow < blk.rows) {
-      if (k < p.K) { b0 = unpack_w(w[wbase + k / 2u]); }
-      if (k + 2u < p.K) { b1 = unpack_w(w[wbase + k / 2u + 1u]); }
-    }
-    xs[(lk + 0u) * 16u + sv][sc] = a0.x;
-    xs[(lk + 1u) * 16u + sv][sc] = a0.y;
-    xs[(lk + 2u) * 16u + sv][sc] = a1.x;
-    xs[(lk + 3u) * 16u + sv][sc] = a1.y;
-    ws[(lk + 0u) * 16u + sv][sc] = b0.x;
-    ws[(lk + 1u) * 16u + sv][sc] = b0.y;
-    ws[(lk + 2u) * 16u + sv][sc] = b1.x;
-    ws[(lk + 3u) * 16u + sv][sc] = b1.y;
-    workgroupBarrier();
+  var acc4 = vec4<f32>(0.0);
+  var acc5 = vec4<f32>(0.0);
+  var acc6 = vec4<f32>(0.0);
+  var acc7 = vec4<f32>(0.0);
+  let steps = (p.K + BK - 1u) / BK;
+#ifdef VEC8
+  stash(0u, lid, fetch(lid, n0, m0, 0u));
+#else
+  stash(0u, lid, fetch(lid, n0, m0, 0u), n0, 0u);
+#endif
+  workgroupBarrier();
+  for (var s = 0u; s < steps; s++) {
+    // Double buffering: step s reads buffer s % 2 while the loads of step s + 1 are in flight; they land in the
+    // other buffer, whose last readers (step s − 1) all passed the previous barrier. One barrier per step.
+    let cur = s % 2u;
+    let more = s + 1u < steps;
+    var f: Fetch;
+    if (more) { f = fetch(lid, n0, m0, (s + 1u) * BK); }
+    let xb = cur * XS + 2u * ty;
+    let wb = cur * WS + tx;
     for (var kk = 0u; kk < BK; kk++) {
-      let a = xs[kk * 16u + ty];
-      let bw = ws[kk * 16u + tx];
-      acc0 = fma(vec4<f32>(a.x), bw, acc0);
-      acc1 = fma(vec4<f32>(a.y), bw, acc1);
-      acc2 = fma(vec4<f32>(a.z), bw, acc2);
-      acc3 = fma(vec4<f32>(a.w), bw, acc3);
+      let a = xs[xb + kk * (BM / 4u)];
+      let c = xs[xb + kk * (BM / 4u) + 1u];
+      let b = ws[wb + kk * (BN / 4u)];
+      acc0 = fma(vec4<f32>(a.x), b, acc0);
+      acc1 = fma(vec4<f32>(a.y), b, acc1);
+      acc2 = fma(vec4<f32>(a.z), b, acc2);
+      acc3 = fma(vec4<f32>(a.w), b, acc3);
+      acc4 = fma(vec4<f32>(c.x), b, acc4);
+      acc5 = fma(vec4<f32>(c.y), b, acc5);
+      acc6 = fma(vec4<f32>(c.z), b, acc6);
+      acc7 = fma(vec4<f32>(c.w), b, acc7);
+    }
+    if (more) {
+#ifdef VEC8
+      stash(1u - cur, lid, f);
+#else
+      stash(1u - cur, lid, f, n0, (s + 1u) * BK);
+#endif
     }
     workgroupBarrier();
   }
-  let t = m0 + 4u * ty;
+  let t = m0 + 8u * ty;
   let n = n0 + 4u * tx;
-  store4(b, t, n, acc0);
-  store4(b, t + 1u, n, acc1);
-  store4(b, t + 2u, n, acc2);
-  store4(b, t + 3u, n, acc3);
+  store4(bi, t, n, acc0);
+  store4(bi, t + 1u, n, acc1);
+  store4(bi, t + 2u, n, acc2);
+  store4(bi, t + 3u, n, acc3);
+  store4(bi, t + 4u, n, acc4);
+  store4(bi, t + 5u, n, acc5);
+  store4(bi, t + 6u, n, acc6);
+  store4(bi, t + 7u, n, acc7);
 }
 
 #else
@@ -212,17 +332,6 @@ fn matmul_group_mat(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
 // As matmul.wgsl's vec kernel: a lane works on a GROUP of 4 consecutive output rows (of one block; a block's last
 // group may be partial) — 4 independent weight loads per step, the x values loaded once for the 4 rows, one vec4
 // accumulator per token.
-#ifdef VEC8
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>; // (rows of all blocks' inputs, K)
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>; // (Σ N_b, K / 8): 8 packed 16-bit weights each
-const PER: u32 = 8u;  // weights per load
-const XPER: u32 = 4u; // floats per element of x
-#else
-@group(0) @binding(1) var<storage, read> x: array<vec2<f32>>; // (rows of all blocks' inputs, K)
-@group(0) @binding(2) var<storage, read> w: array<u32>;       // (Σ N_b, K / 2): 2 packed 16-bit weights each
-const PER: u32 = 2u;
-const XPER: u32 = 2u;
-#endif
 
 #ifdef TT4
 const TT: u32 = 4u;

@@ -22,9 +22,11 @@ const EPI_CODE: Record<GroupEpilogue, number> = { none: 0, tanh: 1, relu2: 2, si
 export const MATMUL_GROUP_MAX_BLOCKS = 8;
 /** Most distinct output buffers (bindings y0…y4): with x and W that is 7 storage bindings. */
 export const MATMUL_GROUP_MAX_OUTPUTS = 5;
-/** 'auto' uses the vec kernel up to this T (as matmul). */
-export const MATMUL_GROUP_VEC_MAX_T = 4;
+/** 'auto' uses the vec kernel up to this T (as matmul's VEC_AUTO_MAX_T). */
+export const MATMUL_GROUP_VEC_MAX_T = 16;
+/** Output features per mat tile; token rows per tile are the smallest of MAT_TILE_ROWS holding T (as matmul). */
 const TILE = 64;
+const MAT_TILE_ROWS = [16, 32, 64] as const;
 const VEC_WG = 256;
 /** Output rows a vec lane works on at once (the shader's row group). */
 const VEC_GROUP = 4;
@@ -52,7 +54,7 @@ export interface MatmulGroupArgs {
   T: number;
   /** Row of x that branch 0 starts at (default 0). */
   xRowOffset?: number;
-  /** 'auto' (default): 'vec' for T ≤ 4, else 'mat'. */
+  /** 'auto' (default): 'vec' for T ≤ 16, else 'mat'. */
   variant?: 'auto' | 'vec' | 'mat';
   /** vec reduction (default 'subgroup' when the device has subgroups), as in matmul. */
   vecReduce?: 'subgroup' | 'workgroup';
@@ -131,15 +133,17 @@ export function matmulGroupOp(gpu: Gpu, a: MatmulGroupArgs): KernelOp {
   const layout: ('read' | 'rw' | 'uniform')[] = ['uniform', 'read', 'read', ...slots.map(() => 'rw' as const)];
   const bindings: GPUBuffer[] = [uniform, a.x, w.buffer, ...slots];
 
-  if (variant === 'mat') {
-    defines.MAT = true;
-    const gy = Math.ceil(T / TILE);
-    if (tiles > maxDim || gy > maxDim) throw new ShapeError(`${label}: T = ${T}, ${n0} rows exceed the tiled grid`);
-    return { kind: 'kernel', label, shader: SHADER, entry: 'matmul_group_mat', defines, layout, bindings, workgroups: [tiles, gy] };
-  }
-
   const vec8 = K % 8 === 0;
   if (vec8) defines.VEC8 = true;
+
+  if (variant === 'mat') {
+    defines.MAT = true;
+    const bm = MAT_TILE_ROWS.find((r) => T <= r) ?? 64;
+    const gy = Math.ceil(T / bm);
+    if (tiles > maxDim || gy > maxDim) throw new ShapeError(`${label}: T = ${T}, ${n0} rows exceed the tiled grid`);
+    return { kind: 'kernel', label, shader: SHADER, entry: 'matmul_group_mat', defines, overrides: { BM: bm }, layout, bindings, workgroups: [tiles, gy] };
+  }
+
   const chunks = K / (vec8 ? 8 : 2);
   const tt = T === 1 ? 1 : T === 2 ? 2 : 4;
   if (tt === 2) defines.TT2 = true;

@@ -96,7 +96,13 @@ const CASES: Case[] = [
     blocks: [{ rows: 448, branch: 0, epilogue: 'relu2', out: 0 }, { rows: 128, branch: 1, epilogue: 'sigmoid', out: 1 }],
     outs: [448, 128],
   },
-  { name: 'mat T=5 rwkv6 time-mix packed (C=64, Rd=32) bf16', T: 5, K: 64, dtype: 'bf16', variant: 'auto', blocks: rkvgd(64, 32, 5), outs: [5 * (4 * 64 + 32)] },
+  { name: 'mat T=5 (16-row tiles) rwkv6 time-mix packed (C=64, Rd=32) bf16', T: 5, K: 64, dtype: 'bf16', variant: 'mat', blocks: rkvgd(64, 32, 5), outs: [5 * (4 * 64 + 32)] },
+  { name: 'auto T=16 (→ vec, 4 token tiles) rwkv6 time-mix packed (C=64, Rd=32) f16', T: 16, K: 64, dtype: 'f16', variant: 'auto', blocks: rkvgd(64, 32, 16), outs: [16 * (4 * 64 + 32)] },
+  {
+    name: 'auto T=20 (→ mat, 32-row tiles) K=72 odd blocks, 2 outputs', T: 20, K: 72, dtype: 'bf16', variant: 'auto',
+    blocks: [{ rows: 70, branch: 1, epilogue: 'silu', out: 0 }, { rows: 3, branch: 0, epilogue: 'tanh', out: 1 }, { rows: 65, branch: 2, out: 0, outOffset: 20 * 70 }],
+    outs: [20 * 135, 60],
+  },
   {
     name: 'mat T=300 K=130, 5 split outputs, blocks not tile multiples', T: 300, K: 130, dtype: 'f16', variant: 'mat',
     blocks: [
@@ -125,7 +131,7 @@ describe('matmul_group', () => {
   for (const [i, cs] of CASES.entries()) {
     it(cs.name, async () => {
       const gpu = await testGpu();
-      const isMat = cs.variant === 'mat' || (cs.variant === 'auto' && cs.T > 4);
+      const isMat = cs.variant === 'mat' || (cs.variant === 'auto' && cs.T > 16);
       const reduces: ('subgroup' | 'workgroup' | undefined)[] = isMat ? [undefined] : gpu.features.subgroups ? ['subgroup', 'workgroup'] : ['workgroup'];
       for (const red of reduces) {
         const worst = await runCase(gpu, cs, 300 + i, red);
