@@ -7,6 +7,8 @@
  *   mat  (T, N, K): GFLOP/s = 2·T·N·K / time of one dispatch                    (prefill)
  *
  * Usage (after bundling with vite, like bench/bench.ts): node <bundle> [--quick] [--no-read]
+ * (e.g. add `matmul: 'bench/matmul.ts'` to vite.node.config.ts inputs, `npm run build:node`, then
+ * `node -e "import('./dist/node/matmul.js').then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })"`).
  * `benchMatmul` takes the op builder as a parameter so another version of the kernel can be compared in the same
  * process (same adapter, same load).
  */
@@ -25,7 +27,7 @@ export interface MatmulCase {
   T: number;
   N: number;
   K: number;
-  variant: 'vec' | 'mat';
+  variant: 'vec' | 'mat' | 'auto';
   /** Extra matmulOp options (tuning). */
   extra?: Partial<MatmulArgs>;
 }
@@ -57,6 +59,7 @@ export function defaultCases(quick = false): MatmulCase[] {
     { name: 'vec T=1 N=65536 K=768', T: 1, N: 65536, K: 768, variant: 'vec' },
     { name: 'vec T=1 N=768 K=768', T: 1, N: 768, K: 768, variant: 'vec' },
     { name: 'vec T=4 N=K=2048', T: 4, N: 2048, K: 2048, variant: 'vec' },
+    { name: 'auto T=8 N=K=768 (→ vec)', T: 8, N: 768, K: 768, variant: 'auto' },
     { name: 'mat T=8 N=K=768', T: 8, N: 768, K: 768, variant: 'mat' },
     { name: 'mat T=16 N=K=768', T: 16, N: 768, K: 768, variant: 'mat' },
     { name: 'mat T=64 N=K=768', T: 64, N: 768, K: 768, variant: 'mat' },

@@ -58,7 +58,7 @@ export const VEC_MAX_T_TILE = 4;
 /**
  * 'auto' uses the vec kernel up to this T. Up to 4 passes over W (the later ones mostly from cache) still beat the
  * tiled kernel there: on a GPU a 16-row tile leaves only N / 64 workgroups (a dozen for N = 768) against N / ROWS
- * for vec, and on SwiftShader vec measured 1.7× faster than the 16-row tile at T = 8…16 (bench/matmul.ts).
+ * for vec, and on SwiftShader vec measured 1.7–3× faster than the 16-row tile at T = 16…8 (bench/matmul.ts).
  */
 export const VEC_AUTO_MAX_T = 16;
 const VEC_WG = 256;
@@ -164,7 +164,7 @@ export function matmulOp(gpu: Gpu, a: MatmulArgs): KernelOp {
     needInt(rowsPerWg, 1, `${label}: vecRowsPerWorkgroup`);
     overrides = { WG: wg, ROWS: rowsPerWg };
   } else {
-    // ~4 loads per thread before the reduction; 4…64 threads per row.
+    // ~4 chunks (16 loads: 4 rows each) per thread before the reduction; 4…64 threads per row group.
     const tpr = a.vecThreadsPerRow ?? Math.min(64, wg, Math.max(4, nextPow2(Math.ceil(chunks / 4))));
     if (!isPow2(tpr) || tpr > wg) throw new ShapeError(`${label}: vecThreadsPerRow ${tpr} must be a power of two ≤ ${wg}`);
     rowsPerWg = (VEC_GROUP * wg) / tpr;
