@@ -10,17 +10,28 @@
 // Entries:
 //   ln_mix       one workgroup per row t; dispatch grid (x, y) folded as t = wid.x + wid.y · num_workgroups.x.
 //   ln_mix_lora  workgroup (g, t) computes the LN + mix of row t (every workgroup of the row redoes it: a row is C
-//                floats, far less than the ROWS·C weights it then reads) and h[t, gROWS … gROWS + ROWS − 1]:
-//                per-thread partial dots over its channels, then a two-stage fixed-order sum of the ROWS × WG
-//                partials in workgroup memory (two barriers).
-//                Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t. The host picks ROWS so that a workgroup
-//                reads ~8K weights (fewer, larger workgroups for small C: each one pays the LN's barriers).
+//                floats, far less than the ROWS·C weights it then reads) and h[t, gROWS … gROWS + ROWS − 1].
+//                · SUBGROUP: z goes to workgroup memory; each subgroup owns whole output rows (ids from a workgroup
+//                  atomic, as matmul.wgsl), its lanes stride over C and subgroupAdd reduces.
+//                · otherwise: per-thread partial dots over its own channels, then a two-stage fixed-order sum of
+//                  the ROWS × WG partials in workgroup memory (two barriers).
+//                Either way each output is summed in an order fixed by the device and the shapes (no atomics in the
+//                arithmetic). Dispatch (ceil(NL / ROWS), T); workgroup g = 0 writes a_t. The host picks ROWS so
+//                that a workgroup reads ~8K (workgroup path) or ~32K (subgroup path) weights: fewer, larger
+//                workgroups for small C, since each one pays the LN's barriers.
 // Each thread keeps its channels (pairs c = lid + i·WG, i < PAIRS) in registers, so x is read once per LN.
 // Overrides: WG threads per workgroup, a power of two ≤ 256; requires C ≤ 2 · PAIRS · WG (≤ 4096).
-//            ROWS LoRA outputs per workgroup (ln_mix_lora; default 4; WG · ROWS ≤ 2048).
+//            ROWS LoRA outputs per workgroup (ln_mix_lora; default 4; workgroup path: WG · ROWS ≤ 2048).
 // Defines: LORA (the ln_mix_lora entry and its bindings) · W_F16 (W1 holds IEEE halfs, else bf16) · PAIRS_N (the
-//          register pairs per thread, '1u' … '8u', default 8u: exact-size loops for small C).
+//          register pairs per thread, '1u' … '8u', default 8u: exact-size loops for small C) · SUBGROUP (LORA's
+//          subgroup path) · ZS_N (SUBGROUP: pairs of z held in workgroup memory, ≥ C / 2, e.g. '64u').
 // Bindings (group 0): 0 params, 1 x, 2 prev, 3 weight, 4 bias, 5 mu, 6 a, then 7 out (ln_mix) or 7 w1, 8 h (LORA).
+
+#ifdef SUBGROUP
+enable subgroups;
+// The row loop is subgroup-uniform (each subgroup owns whole rows), which the analysis cannot prove.
+diagnostic(off, subgroup_uniformity);
+#endif
 
 #include "common"
 
@@ -60,11 +71,18 @@ override ROWS: u32 = 4u;
 // Fixed size (8 KB with LORA): the host keeps WG · ROWS ≤ RED_N. (An override-sized array of the same size, or a larger one,
 // is markedly slower on SwiftShader: workgroup memory is zero-initialised per workgroup.)
 #ifdef LORA
+#ifdef SUBGROUP
+const RED_N: u32 = 256u; // ≥ WG
+const ZS: u32 = ZS_N;    // define-sized (not override-sized) for the same reason
+var<workgroup> zs: array<vec2<f32>, ZS>; // (C / 2) z pairs
+var<workgroup> subgroup_count: atomic<u32>;
+#else
 const RED_N: u32 = 2048u;
+#endif
 #else
 const RED_N: u32 = 256u; // ≥ WG
 #endif
-var<workgroup> red: array<f32, RED_N>; // LN sums: (WG); LoRA partials: (ROWS, WG)
+var<workgroup> red: array<f32, RED_N>; // LN sums: (WG); LoRA partials (workgroup path): (ROWS, WG)
 
 // Sum of v over the workgroup (tree reduction; every thread gets the total).
 fn wg_sum(v: f32, lid: u32) -> f32 {
@@ -143,9 +161,8 @@ fn tanh_acc(z: f32) -> f32 {
   return select(r, -r, z < 0.0);
 }
 
-@compute @workgroup_size(WG)
-fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = wid.y;
+// z_t for this thread's pairs; workgroup g = 0 also writes a_t. Workgroup-uniform control flow.
+fn mixed_row(t: u32, lid: u32, g: u32) -> array<vec2<f32>, PAIRS> {
   let half = p.C / 2u;
   let at = ln_row(t, lid);
   let pt = shifted_row(t, lid);
@@ -154,9 +171,49 @@ fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     let c = lid + i * WG;
     if (c < half) {
       z[i] = at[i] + (pt[i] - at[i]) * mu[c];
-      if (wid.x == 0u) { a[t * half + c] = at[i]; }
+      if (g == 0u) { a[t * half + c] = at[i]; }
     }
   }
+  return z;
+}
+
+#ifdef SUBGROUP
+@compute @workgroup_size(WG)
+fn ln_mix_lora(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sg_size: u32,
+) {
+  let t = wid.y;
+  let half = p.C / 2u;
+  let z = mixed_row(t, lid, wid.x);
+  for (var i = 0u; i < PAIRS; i++) {
+    let c = lid + i * WG;
+    if (c < half) { zs[c] = z[i]; }
+  }
+  var sg = 0u;
+  if (subgroupElect()) { sg = atomicAdd(&subgroup_count, 1u); }
+  sg = subgroupBroadcastFirst(sg);
+  workgroupBarrier(); // zs and the subgroup count are complete
+  let n_sg = atomicLoad(&subgroup_count);
+  let n0 = wid.x * ROWS;
+  let end = min(n0 + ROWS, p.NL);
+  for (var n = n0 + sg; n < end; n += n_sg) {
+    let wrow = n * half;
+    var acc = 0.0;
+    for (var c = lane; c < half; c += sg_size) { acc += dot(zs[c], unpack_w(w1[wrow + c])); }
+    let s = subgroupAdd(acc);
+    if (lane == 0u) { h[t * p.NL + n] = tanh_acc(s); }
+  }
+}
+
+#else
+@compute @workgroup_size(WG)
+fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = wid.y;
+  let half = p.C / 2u;
+  let z = mixed_row(t, lid, wid.x);
   let n0 = wid.x * ROWS;
   let nr = min(ROWS, p.NL - n0); // rows of this workgroup that exist
   for (var r = 0u; r < nr; r++) {
@@ -187,6 +244,7 @@ fn ln_mix_lora(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     h[t * p.NL + n0 + r] = tanh_acc(acc);
   }
 }
+#endif
 
 #else
 @compute @workgroup_size(WG)

@@ -125,11 +125,23 @@ fn put(slot: u32, i: u32, v: f32) {
   }
 }
 
-// Output row n (local to block b) of token t, if t < T and n < N_b.
-fn store(b: u32, t: u32, n: u32, z: f32) {
+// Where a block's results go (read from the block table once per row group / tile, not per element).
+struct Dst {
+  rows: u32,
+  epi: u32,
+  slot: u32,
+  yoff: u32,
+}
+
+fn dst_of(b: u32) -> Dst {
   let blk = p.blocks[b];
-  if (t < p.T && n < blk.rows) {
-    put(blk.slot, blk.yoff + t * blk.rows + n, epi(blk.epi, z));
+  return Dst(blk.rows, blk.epi, blk.slot, blk.yoff);
+}
+
+// Output row n (local to the block) of token t, if t < T and n < N_b.
+fn store(d: Dst, t: u32, n: u32, z: f32) {
+  if (t < p.T && n < d.rows) {
+    put(d.slot, d.yoff + t * d.rows + n, epi(d.epi, z));
   }
 }
 
@@ -149,11 +161,11 @@ var<private> blk_xrow: u32;
 var<private> blk_wrow: u32;
 var<private> blk_rows: u32;
 
-fn store4(b: u32, t: u32, n: u32, v: vec4<f32>) {
-  store(b, t, n, v.x);
-  store(b, t, n + 1u, v.y);
-  store(b, t, n + 2u, v.z);
-  store(b, t, n + 3u, v.w);
+fn store4(d: Dst, t: u32, n: u32, v: vec4<f32>) {
+  store(d, t, n, v.x);
+  store(d, t, n + 1u, v.y);
+  store(d, t, n + 2u, v.z);
+  store(d, t, n + 3u, v.w);
 }
 
 // Tile element (row r, k offset kk) → its scalar slot in buffer `b` (xs / ws are [BK][rows / 4] of vec4).
@@ -317,14 +329,15 @@ fn matmul_group_mat(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
   }
   let t = m0 + 8u * ty;
   let n = n0 + 4u * tx;
-  store4(bi, t, n, acc0);
-  store4(bi, t + 1u, n, acc1);
-  store4(bi, t + 2u, n, acc2);
-  store4(bi, t + 3u, n, acc3);
-  store4(bi, t + 4u, n, acc4);
-  store4(bi, t + 5u, n, acc5);
-  store4(bi, t + 6u, n, acc6);
-  store4(bi, t + 7u, n, acc7);
+  let dst = dst_of(bi);
+  store4(dst, t, n, acc0);
+  store4(dst, t + 1u, n, acc1);
+  store4(dst, t + 2u, n, acc2);
+  store4(dst, t + 3u, n, acc3);
+  store4(dst, t + 4u, n, acc4);
+  store4(dst, t + 5u, n, acc5);
+  store4(dst, t + 6u, n, acc6);
+  store4(dst, t + 7u, n, acc7);
 }
 
 #else
@@ -429,12 +442,13 @@ fn row_group(rows: vec4<u32>, c0: u32, stride: u32, chunks: u32) -> Acc {
 
 // Group g: its block, first local row, and the element starts of its 4 rows in W (rows past the block's end
 // clamped to its last row; their sums are dropped at the store). Sets xrow for the block's input.
-struct Group { b: u32, n0: u32, rows: vec4<u32> }
+struct Group { d: Dst, n0: u32, rows: vec4<u32> }
 
 fn group_of(g: u32, t0: u32, chunks: u32) -> Group {
   var gr: Group;
-  gr.b = block_of_group(g);
-  let blk = p.blocks[gr.b];
+  let b = block_of_group(g);
+  gr.d = dst_of(b);
+  let blk = p.blocks[b];
   gr.n0 = (g - blk.group0) * 4u;
   let last = blk.n0 + blk.rows - 1u;
   gr.rows = min(vec4<u32>(blk.n0 + gr.n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * chunks;
@@ -442,9 +456,9 @@ fn group_of(g: u32, t0: u32, chunks: u32) -> Group {
   return gr;
 }
 
-// Store local rows n0 + j (j = lane, lane + stride, … < 4) of token t of block b from the row sums v.
-fn store_group(b: u32, t: u32, n0: u32, v: vec4<f32>, lane: u32, stride: u32) {
-  for (var j = lane; j < 4u; j += stride) { store(b, t, n0 + j, v[j]); }
+// Store local rows n0 + j (j = lane, lane + stride, … < 4) of token t from the row sums v.
+fn store_group(d: Dst, t: u32, n0: u32, v: vec4<f32>, lane: u32, stride: u32) {
+  for (var j = lane; j < 4u; j += stride) { store(d, t, n0 + j, v[j]); }
 }
 
 #ifdef SUBGROUP
@@ -471,14 +485,14 @@ fn matmul_group_vec(
   for (var g = first + sg; g < end; g += n_sg) {
     let gr = group_of(g, t0, chunks);
     let a = row_group(gr.rows, lane, sg_size, chunks);
-    store_group(gr.b, t0, gr.n0, subgroupAdd(a.t0), lane, sg_size);
+    store_group(gr.d, t0, gr.n0, subgroupAdd(a.t0), lane, sg_size);
 #ifdef TT2
-    store_group(gr.b, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
+    store_group(gr.d, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
 #endif
 #ifdef TT4
-    store_group(gr.b, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
-    store_group(gr.b, t0 + 2u, gr.n0, subgroupAdd(a.t2), lane, sg_size);
-    store_group(gr.b, t0 + 3u, gr.n0, subgroupAdd(a.t3), lane, sg_size);
+    store_group(gr.d, t0 + 1u, gr.n0, subgroupAdd(a.t1), lane, sg_size);
+    store_group(gr.d, t0 + 2u, gr.n0, subgroupAdd(a.t2), lane, sg_size);
+    store_group(gr.d, t0 + 3u, gr.n0, subgroupAdd(a.t3), lane, sg_size);
 #endif
   }
 }
@@ -487,14 +501,14 @@ fn matmul_group_vec(
 var<workgroup> red: array<vec4<f32>, WG>;
 
 // Tree-sum v over the TPR lanes of each row group and store token t's rows. Called in uniform control flow.
-fn reduce_store(lid: u32, lane: u32, ok: bool, b: u32, t: u32, n0: u32, v: vec4<f32>) {
+fn reduce_store(lid: u32, lane: u32, ok: bool, d: Dst, t: u32, n0: u32, v: vec4<f32>) {
   red[lid] = v;
   workgroupBarrier();
   for (var s = TPR / 2u; s > 0u; s = s >> 1u) {
     if (lane < s) { red[lid] += red[lid + s]; }
     workgroupBarrier();
   }
-  if (ok) { store_group(b, t, n0, red[lid - lane], lane, TPR); }
+  if (ok) { store_group(d, t, n0, red[lid - lane], lane, TPR); }
   workgroupBarrier(); // red is reused by the next token
 }
 
@@ -514,14 +528,14 @@ fn matmul_group_vec(
   let chunks = p.K / PER;
   let gr = group_of(min(g, ngroups - 1u), t0, chunks);
   let a = row_group(gr.rows, lane, TPR, chunks);
-  reduce_store(lid, lane, ok, gr.b, t0, gr.n0, a.t0);
+  reduce_store(lid, lane, ok, gr.d, t0, gr.n0, a.t0);
 #ifdef TT2
-  reduce_store(lid, lane, ok, gr.b, t0 + 1u, gr.n0, a.t1);
+  reduce_store(lid, lane, ok, gr.d, t0 + 1u, gr.n0, a.t1);
 #endif
 #ifdef TT4
-  reduce_store(lid, lane, ok, gr.b, t0 + 1u, gr.n0, a.t1);
-  reduce_store(lid, lane, ok, gr.b, t0 + 2u, gr.n0, a.t2);
-  reduce_store(lid, lane, ok, gr.b, t0 + 3u, gr.n0, a.t3);
+  reduce_store(lid, lane, ok, gr.d, t0 + 1u, gr.n0, a.t1);
+  reduce_store(lid, lane, ok, gr.d, t0 + 2u, gr.n0, a.t2);
+  reduce_store(lid, lane, ok, gr.d, t0 + 3u, gr.n0, a.t3);
 #endif
 }
 #endif

@@ -7,6 +7,7 @@
 import type { Gpu } from '../engine/gpu';
 import { createUniform } from '../engine/buffers';
 import type { KernelOp } from '../engine/op';
+import type { Defines } from '../engine/wgsl';
 import { ShapeError } from '../errors';
 import { grid2d, needBytes, needInt, type GpuMatrix } from './types';
 import code from '../../shaders/ln_mix.wgsl?raw';
@@ -14,8 +15,8 @@ import code from '../../shaders/ln_mix.wgsl?raw';
 const SHADER = { name: 'ln_mix', code };
 const PAIRS = 8;
 const MAX_WG = 256;
-/** Weights one ln_mix_lora workgroup aims to read (sets ROWS, the LoRA outputs per workgroup). */
-const LORA_WEIGHTS_PER_WG = 8192;
+/** Weights one ln_mix_lora workgroup aims to read (sets ROWS, the LoRA outputs per workgroup), per reduction. */
+const LORA_WEIGHTS_PER_WG = { subgroup: 32768, workgroup: 8192 } as const;
 /** Partial sums ln_mix_lora's workgroup array holds (RED_N in the shader): WG · ROWS ≤ this. */
 const LORA_PARTIALS = 2048;
 /** Largest C: 2 · PAIRS · 256. */
@@ -53,6 +54,12 @@ export interface LnMixLoraArgs extends LnCommon {
   w1: GpuMatrix;
   /** (T, NL) f32: tanh(z · W1ᵀ). */
   h: GPUBuffer;
+  /**
+   * How the LoRA dot products reduce: 'subgroup' (default when the device has subgroups and z fits in workgroup
+   * memory) — z in workgroup memory, one subgroup per output row; 'workgroup' — per-thread partials and a two-stage
+   * sum in workgroup memory.
+   */
+  reduce?: 'subgroup' | 'workgroup';
 }
 
 /**
@@ -83,8 +90,8 @@ export function lnMixOp(gpu: Gpu, p: LnMixArgs): KernelOp {
 }
 
 /**
- * Workgroups (ceil(NL / ROWS), T); each redoes the LN of its row and computes ROWS LoRA outputs, ROWS ≈ 8K / C
- * (a power of two, 4 at least, WG·ROWS ≤ 2048 partial sums).
+ * Workgroups (ceil(NL / ROWS), T); each redoes the LN of its row and computes ROWS LoRA outputs, ROWS ≈ 32K / C with
+ * subgroups, else ≈ 8K / C with WG·ROWS ≤ 2048 partial sums (a power of two, 4 at least).
  *
  * @example
  * ops.push(lnMixLoraOp(gpu, { x: s.x, prev: st.att, weight: ln1.weight, bias: ln1.bias, mu: att.time_maa_x, w1: att.time_maa_w1, a: s.a, h: s.h, T: 1, C }));
@@ -100,10 +107,23 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
   needBytes(p.h, T * NL * 4, `${label}: h (${T}, ${NL})`);
   for (const b of [p.x, p.prev, p.weight, p.bias, p.mu, p.a]) if (b === p.h) throw new ShapeError(`${label}: h must not alias an input or a`);
   const wg = wgFor(C);
-  const rowsFit = LORA_PARTIALS / wg; // the shader's fixed partial-sum array (RED_N)
+  const zBytes = 4 * (C + 256) + 16; // the subgroup path's workgroup memory: z, the LN sums, the subgroup counter
+  const reduce = p.reduce ?? (gpu.features.subgroups && zBytes <= gpu.limits.maxComputeWorkgroupStorageSize ? 'subgroup' : 'workgroup');
+  if (reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError(`${label}: reduce 'subgroup' needs the subgroups feature`);
+  if (reduce === 'subgroup' && zBytes > gpu.limits.maxComputeWorkgroupStorageSize) {
+    throw new ShapeError(`${label}: reduce 'subgroup' needs ${zBytes} B of workgroup memory, the device has ${gpu.limits.maxComputeWorkgroupStorageSize}`);
+  }
+  // Workgroup path: the shader's fixed partial-sum array (RED_N) holds WG · ROWS.
+  const rowsFit = reduce === 'subgroup' ? Infinity : LORA_PARTIALS / wg;
   let rows = 4;
-  while (rows * 2 * C <= LORA_WEIGHTS_PER_WG && rows * 2 <= rowsFit && rows < NL) rows *= 2;
+  while (rows * 2 * C <= LORA_WEIGHTS_PER_WG[reduce] && rows * 2 <= rowsFit && rows < NL) rows *= 2;
   const gx = Math.ceil(NL / rows);
+  const defines: Defines = { LORA: true, PAIRS_N: pairsFor(C, wg) };
+  if (w1.dtype === 'f16') defines.W_F16 = true;
+  if (reduce === 'subgroup') {
+    defines.SUBGROUP = true;
+    defines.ZS_N = `${C / 2}u`;
+  }
   const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (gx > maxDim || T > maxDim) throw new ShapeError(`${label}: T = ${T} or NL = ${NL} exceeds the dispatch limit`);
   return {
@@ -111,7 +131,7 @@ export function lnMixLoraOp(gpu: Gpu, p: LnMixLoraArgs): KernelOp {
     label,
     shader: SHADER,
     entry: 'ln_mix_lora',
-    defines: w1.dtype === 'f16' ? { LORA: true, W_F16: true, PAIRS_N: pairsFor(C, wg) } : { LORA: true, PAIRS_N: pairsFor(C, wg) },
+    defines,
     overrides: { WG: wg, ROWS: rows },
     layout: ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'read', 'rw'],
     bindings: [params(gpu, label, T, C, 1, NL, eps), p.x, p.prev, p.weight, p.bias, p.mu, p.a, w1.buffer, p.h],

@@ -60,6 +60,7 @@ const LORA_CASES: LoraCase[] = [
   { name: 'T=1 C=128 NL=160 bf16 (RWKV-6 decode, R=32)', T: 1, C: 128, NL: 160, dtype: 'bf16', rows: PLAIN },
   { name: 'T=4 C=64 NL=7 f16 (NL not a multiple of 4)', T: 4, C: 64, NL: 7, dtype: 'f16', rows: MIXED },
   { name: 'T=1 C=2048 NL=160 bf16, large mean', T: 1, C: 2048, NL: 160, dtype: 'bf16', rows: [[20, 0.5]] },
+  { name: 'T=1 C=4096 (max) NL=64 f16', T: 1, C: 4096, NL: 64, dtype: 'f16', rows: PLAIN },
   { name: 'T=70 C=34 NL=10 bf16', T: 70, C: 34, NL: 10, dtype: 'bf16', rows: MIXED },
   { name: 'T=2 C=256 NL=300 f16 (several workgroups, the last one partial)', T: 2, C: 256, NL: 300, dtype: 'f16', rows: PLAIN },
 ];
@@ -82,7 +83,7 @@ async function runMix(gpu: Gpu, cs: MixCase, seed: number): Promise<number> {
   return Math.max(w1, w2);
 }
 
-async function runLora(gpu: Gpu, cs: LoraCase, seed: number): Promise<number> {
+async function runLora(gpu: Gpu, cs: LoraCase, seed: number, reduce: 'subgroup' | 'workgroup'): Promise<number> {
   const { T, C, NL } = cs;
   const d = makeData(seed, T, C, 1, cs.rows);
   const w = random16(rng(seed + 1), cs.dtype, NL, C, 4 / Math.sqrt(C));
@@ -92,14 +93,14 @@ async function runLora(gpu: Gpu, cs: LoraCase, seed: number): Promise<number> {
     submit(gpu, [lnMixLoraOp(gpu, {
       x: uploadStorage(gpu, 'x', d.x), prev: uploadStorage(gpu, 'prev', d.prev), weight: uploadStorage(gpu, 'w', d.weight),
       bias: uploadStorage(gpu, 'b', d.bias), mu: uploadStorage(gpu, 'mu', d.mu), a: ab, h: hb, T, C,
-      w1: uploadMatrix(gpu, 'w1', NL, C, { dtype: cs.dtype, bytes: w.bytes }), label: cs.name,
+      w1: uploadMatrix(gpu, 'w1', NL, C, { dtype: cs.dtype, bytes: w.bytes }), reduce, label: `${cs.name} (${reduce})`,
     })]);
     return [await readF32(gpu, ab, 0, T * C), await readF32(gpu, hb, 0, T * NL)] as const;
   });
   const ref = lnMixLoraRef(d.x, d.prev, d.weight, d.bias, d.mu, w.values, NL, T, C);
-  const w1 = expectWithin(a, ref.a, ref.aScale.map((s) => LN_REL * s), `${cs.name}: a`);
+  const w1 = expectWithin(a, ref.a, ref.aScale.map((s) => LN_REL * s), `${cs.name} (${reduce}): a`);
   const tol = ref.h.map((hv, i) => LN_REL * ref.hScale[i]! + MIX_REL * ref.hMixMag[i]! + Z_REL * Math.sqrt(C) * ref.hMag[i]! + TANH_REL * (1 + Math.abs(hv)));
-  const w2 = expectWithin(h, ref.h, tol, `${cs.name}: h`);
+  const w2 = expectWithin(h, ref.h, tol, `${cs.name} (${reduce}): h`);
   return Math.max(w1, w2);
 }
 
@@ -112,8 +113,11 @@ describe('ln_mix', () => {
   }
   for (const [i, cs] of LORA_CASES.entries()) {
     it(`ln_mix_lora ${cs.name}`, async () => {
-      const worst = await runLora(await testGpu(), cs, 800 + i);
-      console.log(`ln_mix_lora ${cs.name}: worst error/tolerance ${worst.toFixed(3)}`);
+      const gpu = await testGpu();
+      for (const reduce of gpu.features.subgroups ? (['subgroup', 'workgroup'] as const) : (['workgroup'] as const)) {
+        const worst = await runLora(gpu, cs, 800 + i, reduce);
+        console.log(`ln_mix_lora ${cs.name} (${reduce}): worst error/tolerance ${worst.toFixed(3)}`);
+      }
     });
   }
 
@@ -126,6 +130,7 @@ describe('ln_mix', () => {
     const h = buf(10);
     expect(lnMixOp(gpu, { x, prev, weight: w, bias: b, mu, a, out, M: 2, T: 2, C }).entry).toBe('ln_mix');
     expect(lnMixLoraOp(gpu, { x, prev, weight: w, bias: b, mu, a, w1, h, T: 2, C }).workgroups).toEqual([1, 2]);
+    expect(lnMixLoraOp(gpu, { x, prev, weight: w, bias: b, mu, a, w1, h, T: 2, C, reduce: 'workgroup' }).defines?.SUBGROUP).toBeUndefined();
     expect(() => lnMixOp(gpu, { x, prev, weight: w, bias: b, mu, a, out, M: 2, T: 3, C })).toThrow(ShapeError); // x too small
     expect(() => lnMixOp(gpu, { x, prev, weight: w, bias: b, mu, a, out, M: 3, T: 2, C })).toThrow(ShapeError); // mu, out
     expect(() => lnMixOp(gpu, { x, prev, weight: w, bias: b, mu, a: x, out, M: 2, T: 2, C })).toThrow(ShapeError);
