@@ -370,6 +370,8 @@ async function load(model: SourceChoice, encoder: SourceChoice | null, typed: { 
   const ctrl = new AbortController();
   loadCtrl = ctrl;
   ui.modelNote.textContent = '';
+  // The state leaves ready/paused/error at once (before any await), so nothing reads the old outcome as this one's.
+  show(ui.engine, 'loading', `Loading ${choiceName(model)}…`);
   updateControls();
   const t0 = performance.now();
   try {
