@@ -9,7 +9,7 @@ import { layerNormOp } from '../kernels/layer_norm';
 import { matmulOp } from '../kernels/matmul';
 import { tokenShiftOp } from '../kernels/token_shift';
 import { rwkv7PrepOp } from '../kernels/rwkv7_prep';
-import { wkv7Op } from '../kernels/wkv7';
+import { WKV7_CHUNKED_MIN_T, wkv7Op } from '../kernels/wkv7';
 import { rwkv7OutOp } from '../kernels/rwkv7_out';
 import type { ModelConfig } from './config';
 import type { TensorReader } from './upload';
@@ -124,7 +124,7 @@ export function rwkv7LayerOps(gpu: Gpu, cfg: ModelConfig, w: Rwkv7Layer, st: Lay
       k: s.k, aLogit: s.alog, v: s.v, vFirst: s.vFirst, vGate: i > 0 ? s.vgate : undefined, kk_scale: a.k_k, ka: a.k_a,
       kk: s.kk, alpha: s.alpha, layer0: i === 0, T, H, N, label: `${L}.att.prep`,
     }),
-    wkv7Op(gpu, { r: s.r, w: s.dec, k: s.k, v: s.v, kk: s.kk, alpha: s.alpha, state: st.wkv, y: s.y, T, H, N, mode: 'seq', label: `${L}.att.wkv7` }),
+    wkv7Op(gpu, { r: s.r, w: s.dec, k: s.k, v: s.v, kk: s.kk, alpha: s.alpha, state: st.wkv, y: s.y, T, H, N, mode: T >= WKV7_CHUNKED_MIN_T ? 'chunked' : 'seq', label: `${L}.att.wkv7` }),
     ...rwkv7OutOp(gpu, { y: s.y, r: s.r, k: s.k, v: s.v, rk: a.r_k, g: s.g, weight: a.ln_x.weight, bias: a.ln_x.bias, out: s.y, T, H, N, label: `${L}.att.out` }),
     matmulOp(gpu, { x: s.y, w: a.output, y: s.x, T, epilogue: 'add', label: `${L}.att.output` }),
     // channel mix
