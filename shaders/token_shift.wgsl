@@ -11,6 +11,7 @@
 //                rows × 128 columns of one branch; each invocation 2 adjacent columns (one packed W2 word) × DL_TT
 //                rows, with h staged in workgroup memory DL_RC ranks at a time. W2 is read once per DL_TT rows.
 // Defines: W_F16 — W2 holds IEEE halfs (default bf16), via unpack_w of common.wgsl.
+//          DL_ONE — DL_TT = 1 (decode: T = 1 would otherwise compute 7 padding rows per invocation).
 // Bindings (group 0): 0 dims, 1 a, 2 prev, 3 mu, 4 out; ddlerp also 5 h, 6 w2. token_shift binds only 0–4.
 
 #include "common"
@@ -51,7 +52,11 @@ fn token_shift(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[(m * dims.T + t) * C + c] = at + (shifted(t, c) - at) * mu[m * C + c];
 }
 
+#ifdef DL_ONE
+const DL_TT: u32 = 1u;  // rows per workgroup: decode (T = 1) computes no padding rows
+#else
 const DL_TT: u32 = 8u;  // rows per workgroup
+#endif
 const DL_RC: u32 = 64u; // ranks staged per pass
 var<workgroup> dl_h: array<f32, 512>; // (DL_TT, DL_RC) slice of h for this branch
 

@@ -14,7 +14,7 @@ import { needBytes, needInt } from './types';
 import code from '../../shaders/token_shift.wgsl?raw';
 
 const SHADER = { name: 'token_shift', code };
-/** Rows of t per ddlerp workgroup (DL_TT in the shader). */
+/** Rows of t per ddlerp workgroup (DL_TT in the shader) when T > 1; T = 1 uses 1 (DL_ONE). */
 const DL_TT = 8;
 
 export interface TokenShiftArgs {
@@ -95,7 +95,8 @@ export function ddlerpOp(gpu: Gpu, p: DdlerpArgs): KernelOp {
   needBytes(p.h, T * 5 * R * 4, `${label}: h (${T}, ${5 * R})`);
   needBytes(p.w2, 5 * R * C * 2, `${label}: w2 (5, ${R}, ${C}) 16-bit`);
   if (p.h === p.out) throw new ShapeError(`${label}: h and out must be different buffers`);
-  const gy = Math.ceil(T / DL_TT);
+  const tt = T === 1 ? 1 : DL_TT; // decode: one row per workgroup (DL_ONE), no padding rows computed
+  const gy = Math.ceil(T / tt);
   if (gy > gpu.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(`${label}: T = ${T} exceeds the dispatch limit`);
   const uniform = createUniform(gpu, `${label}.dims`, new Uint32Array([T, C, 5, R]));
   return {
@@ -103,7 +104,7 @@ export function ddlerpOp(gpu: Gpu, p: DdlerpArgs): KernelOp {
     label,
     shader: SHADER,
     entry: 'ddlerp',
-    defines: p.w2Dtype === 'f16' ? { W_F16: true } : undefined,
+    defines: { W_F16: p.w2Dtype === 'f16', DL_ONE: tt === 1 },
     layout: ['uniform', 'read', 'read', 'read', 'rw', 'read', 'read'],
     bindings: [uniform, p.a, p.prev, p.mu, p.out, p.h, p.w2],
     workgroups: [Math.ceil(C / 128), gy, 5],
