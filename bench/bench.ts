@@ -16,13 +16,15 @@
  * Time budget (--budget, default 540 s): the whole run must fit in 10 minutes even on a CPU-emulated adapter. When
  * the adapter is too slow for the full workload, the prefill prompt is shortened (keeping its text/image mix) and
  * the flat test stops short of 16384; the JSON then says so (`prefill_rows`, `flat_far_position`, `notes`) and
- * `decode_ms_at_16384` is null.
+ * `decode_ms_at_16384` is null (as `decode_ms_at_512` is under --quick, whose positions are 64 and 512):
+ * `decode_ms_near` / `decode_ms_far` at `flat_near_position` / `flat_far_position` are always given.
  *
  * Usage: node bin/bench.mjs [--quick] [--seed N] [--budget SECONDS]
  *   --quick   tiny shapes everywhere (a smoke run in seconds; numbers are not comparable)
  */
 import { createNodeGpu, releaseNodeGpu } from '../src/engine/node';
 import { adapterName, sync, type Gpu } from '../src/engine/gpu';
+import { submit } from '../src/engine/op';
 import { RwkvModel, type InputRow } from '../src/model/model';
 import { measureReadBandwidth } from './readbw';
 import {
@@ -163,6 +165,23 @@ async function run(gpu: Gpu, P: Plan): Promise<Record<string, unknown>> {
   const dispatches = model.dispatchesPerLayerToken;
   const weights_gb_s = (matrixBytes * decode_tok_s) / 1e9;
   log(`decode: median ${(decodeS * 1000).toFixed(1)} ms over ${decodeTimes.length} steps → ${decode_tok_s.toFixed(3)} tok/s, ${weights_gb_s.toFixed(3)} GB/s of weights; ${dispatches} dispatches per layer`);
+
+  // Where a decoded token's time goes: each op of the decode list run REPEAT times in one submission (per-op time =
+  // wall clock / REPEAT, so submission overhead is spread), summed over layers by op name (L<i>. prefix dropped).
+  // Diagnostic only: ops in isolation, state and scratch left garbage (the prefill below resets).
+  const REPEAT = P.quick ? 2 : 8;
+  const opMs = new Map<string, number>();
+  for (const op of model.opsForProfiling(1)) {
+    const t0 = performance.now();
+    submit(gpu, Array.from({ length: REPEAT }, () => op));
+    await sync(gpu);
+    const key = op.label.replace(/^L\d+\./, '');
+    opMs.set(key, (opMs.get(key) ?? 0) + (performance.now() - t0) / REPEAT);
+  }
+  const decodeOpsMs = Object.fromEntries([...opMs].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v, 3)]));
+  log(`decode ops (ms per token, by op over all layers): ${JSON.stringify(decodeOpsMs)}`);
+  model.reset();
+  notes.add('details.decode_ops_ms: each op of one decoded token run alone (repeated in one submission), summed over layers by name: where the time goes, not a second decode measurement');
 
   // ---- 3. Real-shape model: prefill ----
   const imageRow = () => {
@@ -307,8 +326,10 @@ async function run(gpu: Gpu, P: Plan): Promise<Record<string, unknown>> {
     prefill_tok_s: round(prefill_tok_s),
     prefill_rows: prompt.length,
     prefill_decode_ratio: round(prefill_tok_s / decode_tok_s),
-    decode_ms_at_512: round(msNear),
-    decode_ms_at_16384: far === p1 ? round(msFar) : null,
+    decode_ms_at_512: p0 === 512 ? round(msNear) : null,
+    decode_ms_at_16384: far === 16384 ? round(msFar) : null,
+    decode_ms_near: round(msNear),
+    flat_near_position: p0,
     decode_ms_far: round(msFar),
     flat_far_position: far,
     flat_ratio: round(msFar / msNear),
@@ -324,6 +345,7 @@ async function run(gpu: Gpu, P: Plan): Promise<Record<string, unknown>> {
     details: {
       load_s: round(loadS),
       decode_ms: decodeTimes.map((t) => round(t * 1000)),
+      decode_ops_ms: decodeOpsMs,
       prefill_warmup_ms_per_row: round(perRow * 1000),
       prefill_s: prefillTimes.map((t) => round(t)),
       flat_prefill_ms_per_row: round(rowCost * 1000),

@@ -118,6 +118,17 @@ export class RwkvModel {
     return (await this.prefill([id]))!;
   }
 
+  /**
+   * The op list one call runs for `T` rows (decode: T = 1), for profiling (bench/bench.ts). Running it outside
+   * prefill/decode leaves the state and scratch in an unspecified condition: reset() afterwards.
+   * @internal
+   */
+  opsForProfiling(T: number): readonly Op[] {
+    if (!Number.isInteger(T) || T < 1) throw new InvalidArgumentError(`T must be a positive integer, got ${T}`);
+    this.ensureRows(T);
+    return this.ops(T, 0, true);
+  }
+
   /** Zero the live state. */
   reset(): void {
     this.state.reset();
