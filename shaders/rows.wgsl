@@ -1,7 +1,10 @@
 // rows — helpers on (rows, C) f32 row buffers.
 //
 //   embed:        x[t, :] = f32(emb[ids[t], :])   if 0 ≤ ids[t] < V;   0 if ids[t] ≥ V;   untouched if ids[t] < 0
-//                 (negative ids mark image rows written beforehand with queue.writeBuffer)
+//                 (negative ids mark image rows written beforehand with queue.writeBuffer). An embedding too large for
+//                 one storage binding is split into row blocks, one dispatch each: a block holds rows
+//                 [row0, row0 + V) and writes only the ids it holds (the last block also the zero rows of ids past
+//                 the vocabulary; `last` = 1), so the dispatches of all blocks together write every row once.
 //   reverse_rows: x[start + i, :] ↔ x[start + count − 1 − i, :]  for i < ⌊count / 2⌋  (in place)
 //
 // Entries (one per module, chosen by the REVERSE define): embed, reverse_rows.
@@ -48,10 +51,14 @@ fn reverse_rows(
 
 #else
 struct Params {
-  T: u32, // rows
-  C: u32, // channels (even)
-  V: u32, // vocabulary rows of emb
-  _pad: u32,
+  T: u32,    // rows
+  C: u32,    // channels (even)
+  V: u32,    // vocabulary rows in this block of emb
+  row0: u32, // vocabulary id of the block's first row
+  last: u32, // 1: ids ≥ row0 + V get zero rows (the last block)
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<i32>;          // (T)
@@ -70,9 +77,14 @@ fn embed(
   let t = g / half;
   if (t >= p.T) { return; }
   let id = ids[t];
-  if (id < 0) { return; }
+  if (id < 0 || u32(id) < p.row0) { return; }
+  let r = u32(id) - p.row0;
   var v = vec2<f32>(0.0);
-  if (u32(id) < p.V) { v = unpack_w(emb[u32(id) * half + g % half]); }
+  if (r < p.V) {
+    v = unpack_w(emb[r * half + g % half]);
+  } else if (p.last == 0u) {
+    return; // a later block holds it
+  }
   x[g] = v;
 }
 #endif

@@ -41,6 +41,11 @@ export class DeviceLostError extends VisualRwkvError {}
 /** A WebGPU validation or out-of-memory error surfaced from the engine's own commands. */
 export class GpuValidationError extends VisualRwkvError {}
 
+/** The model needs more than this GPU offers: a weight matrix larger than the device's largest storage buffer
+ *  binding (the embedding and the head are split into row blocks; the other matrices cannot be). The message names
+ *  the tensor, its size and the device's limit. */
+export class DeviceLimitError extends VisualRwkvError {}
+
 /** Input longer than the configured context limit. */
 export class ContextOverflowError extends VisualRwkvError {}
 
@@ -98,6 +103,7 @@ export const ERROR_CLASSES = {
   WebGPUUnavailableError,
   DeviceLostError,
   GpuValidationError,
+  DeviceLimitError,
   ContextOverflowError,
   InvalidArgumentError,
   InterruptedError,

@@ -14,19 +14,25 @@ const WG = 256;
 export interface EmbedArgs {
   /** (T) i32 token ids; rows with a negative id are left untouched, ids ≥ V give zero rows. */
   ids: GPUBuffer;
-  /** (V, C) 16-bit. */
+  /** (V, C) 16-bit — or, for an embedding split into row blocks, the block holding ids [row0, row0 + emb.rows). */
   emb: GpuMatrix;
   /** (T, C) f32. */
   x: GPUBuffer;
   T: number;
+  /** Vocabulary id of the block's first row (default 0: the whole embedding). */
+  row0?: number;
+  /** Whether this is the last block, which writes the zero rows of ids past the vocabulary (default true). */
+  last?: boolean;
   label?: string;
 }
 
 /**
  * x[t] = emb[ids[t]] widened to f32, except rows whose id is negative (image rows already written there).
+ * A split embedding takes one op per block (`row0`, `last` on the final one); together they write every row once.
  *
  * @example
  * ops.push(embedOp(gpu, { ids: s.ids, emb: w.emb, x: s.xin, T, label: 'emb' }));
+ * // split: blocks.map((b, i) => embedOp(gpu, { ids, emb: b.m, row0: b.row0, last: i === blocks.length - 1, x, T }))
  */
 export function embedOp(gpu: Gpu, a: EmbedArgs): KernelOp {
   const label = a.label ?? 'embed';
@@ -38,7 +44,9 @@ export function embedOp(gpu: Gpu, a: EmbedArgs): KernelOp {
   needBytes(a.ids, T * 4, `${label}: ids (${T})`);
   needBytes(a.emb.buffer, V * C * 2, `${label}: emb (${V}, ${C})`);
   needBytes(a.x, T * C * 4, `${label}: x (${T}, ${C})`);
-  const uniform = createUniform(gpu, `${label}.params`, new Uint32Array([T, C, V, 0]));
+  const row0 = a.row0 ?? 0;
+  needInt(row0, 0, `${label}: row0`);
+  const uniform = createUniform(gpu, `${label}.params`, new Uint32Array([T, C, V, row0, a.last === false ? 0 : 1, 0, 0, 0]));
   return {
     kind: 'kernel',
     label,

@@ -60,6 +60,35 @@ export function uploadMatrix(
   return { buffer: uploadStorage(gpu, label, bytes), rows, cols, dtype, label };
 }
 
+/** Rows [row0, row0 + m.rows) of a matrix split into row blocks (see uploadMatrixBlocks). */
+export interface MatrixBlock {
+  m: GpuMatrix;
+  row0: number;
+}
+
+/**
+ * Upload a [rows, cols] 16-bit matrix as row blocks of at most `maxBytes` each (one block when it fits): for the
+ * embedding and the head of large vocabularies on devices whose largest storage binding is smaller than them.
+ *
+ * @example
+ * const head = uploadMatrixBlocks(gpu, 'head.weight', V, C, { dtype: 'bf16', bytes }, gpu.limits.maxStorageBufferBindingSize);
+ */
+export function uploadMatrixBlocks(gpu: Gpu, label: string, rows: number, cols: number, data: Raw16, maxBytes: number): MatrixBlock[] {
+  const rowBytes = cols * 2;
+  // Whole rows per block, a multiple of 64 where possible (the vec matmul's row groups), at least one.
+  let per = Math.floor(maxBytes / rowBytes);
+  if (per < 1) throw new ShapeError(`${label}: one row of ${rowBytes} bytes exceeds the block size ${maxBytes}`);
+  if (per >= rows) return [{ m: uploadMatrix(gpu, label, rows, cols, data), row0: 0 }];
+  if (per > 64) per -= per % 64;
+  const out: MatrixBlock[] = [];
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const n = Math.min(per, rows - r0);
+    const bytes = data.bytes.subarray(r0 * rowBytes, (r0 + n) * rowBytes);
+    out.push({ m: uploadMatrix(gpu, `${label}[${r0}:${r0 + n}]`, n, cols, { dtype: data.dtype, bytes }), row0: r0 });
+  }
+  return out;
+}
+
 /** Workgroup grid for `n` workgroups: (x, y) with x, y ≤ `maxPerDim`; the shader folds it back as x + y·num_x. */
 export function grid2d(n: number, maxPerDim: number): [number, number] {
   if (n <= maxPerDim) return [n, 1];

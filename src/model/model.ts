@@ -7,8 +7,8 @@
  */
 import type { Gpu } from '../engine/gpu';
 import { assertAlive } from '../engine/gpu';
-import { readF32, writeBuffer } from '../engine/buffers';
-import { submit, type Op } from '../engine/op';
+import { createStorage, readF32, writeBuffer } from '../engine/buffers';
+import { copyOp, submit, type Op } from '../engine/op';
 import { ContextOverflowError, InvalidArgumentError, ShapeError, WeightsFormatError } from '../errors';
 import type { Checkpoint } from '../weights/checkpoint';
 import { readModelConfig, type ModelConfig } from './config';
@@ -18,7 +18,7 @@ import { RnnState } from './state';
 import { createScratch, destroyScratch, type Scratch } from './scratch';
 import { loadRwkv6Layer, rwkv6LayerOps, type Rwkv6Layer } from './rwkv6';
 import { loadRwkv7Layer, rwkv7LayerOps, type Rwkv7Layer } from './rwkv7';
-import type { GpuMatrix } from '../kernels/types';
+import type { MatrixBlock } from '../kernels/types';
 import { embedOp, reverseRowsOp } from '../kernels/rows';
 import { layerNormOp } from '../kernels/layer_norm';
 import { matmulOp } from '../kernels/matmul';
@@ -49,14 +49,24 @@ export interface LoadModelOptions {
   maxRows?: number;
   /** Receives every weight buffer as uploaded (to write a GPU-ready copy; see gpu-ready.ts). */
   sink?: TensorSink;
+  /**
+   * Largest GPU buffer to create (default: the device's largest storage binding). The embedding and the head are
+   * split into row blocks above it; any other tensor above it is refused with DeviceLimitError before loading.
+   * Lower it only to exercise the splitting.
+   */
+  maxBindingBytes?: number;
 }
 
 interface Weights {
-  emb: GpuMatrix;
+  /** Row blocks (one unless V·C·2 bytes exceed the device's largest storage binding). */
+  emb: MatrixBlock[];
   ln0: { weight: GPUBuffer; bias: GPUBuffer };
   layers: (Rwkv6Layer | Rwkv7Layer)[];
   lnOut: { weight: GPUBuffer; bias: GPUBuffer };
-  head: GpuMatrix;
+  /** Row blocks, as emb; a split head writes each block's logits to its own buffer, copied into place. */
+  head: MatrixBlock[];
+  /** (rows) f32 logits of each head block when the head is split (else empty). */
+  headOut: GPUBuffer[];
 }
 
 export class RwkvModel {
@@ -81,15 +91,19 @@ export class RwkvModel {
   static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
     const cfg = gpuReadyConfig(ckpt) ?? readModelConfig(ckpt); // a GPU-ready copy carries its config
     const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort, opts.sink);
+    if (opts.maxBindingBytes !== undefined) r.maxBindingBytes = Math.min(r.maxBindingBytes, opts.maxBindingBytes);
+    r.checkFits(['emb.weight', 'head.weight']);
     try {
       const { C, V } = cfg;
-      const emb = await r.matrix('emb.weight', V, C);
+      const emb = await r.matrixBlocks('emb.weight', V, C);
       const ln0 = { weight: await r.vector('blocks.0.ln0.weight', [C]), bias: await r.vector('blocks.0.ln0.bias', [C]) };
       const layers: (Rwkv6Layer | Rwkv7Layer)[] = [];
       for (let i = 0; i < cfg.L; i++) layers.push(cfg.arch === 'rwkv6' ? await loadRwkv6Layer(r, cfg, i) : await loadRwkv7Layer(r, cfg, i));
       const lnOut = { weight: await r.vector('ln_out.weight', [C]), bias: await r.vector('ln_out.bias', [C]) };
-      const head = await r.matrix('head.weight', V, C);
-      return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head }, opts.maxRows ?? 256, r.buffers);
+      const head = await r.matrixBlocks('head.weight', V, C);
+      const headOut = head.length > 1 ? head.map((b) => createStorage(gpu, `${b.m.label}.logits`, b.m.rows * 4)) : [];
+      r.buffers.push(...headOut);
+      return new RwkvModel(gpu, cfg, { emb, ln0, layers, lnOut, head, headOut }, opts.maxRows ?? 256, r.buffers);
     } catch (e) {
       // a failed load (corrupt tensor, lost device, abort) frees what it uploaded
       for (const buf of r.buffers) buf.destroy();
@@ -207,8 +221,9 @@ export class RwkvModel {
     const { gpu, cfg, w } = this;
     const s = this.scratch;
     const C = cfg.C;
+    const nEmb = w.emb.length;
     ops = [
-      embedOp(gpu, { ids: s.ids, emb: w.emb, x: s.xin, T, label: 'emb' }),
+      ...w.emb.map((b, k) => embedOp(gpu, { ids: s.ids, emb: b.m, row0: b.row0, last: k === nEmb - 1, x: s.xin, T, label: nEmb > 1 ? `emb.${k}` : 'emb' })),
       layerNormOp(gpu, { x: s.xin, y: s.x, weight: w.ln0.weight, bias: w.ln0.bias, T, C, label: 'ln0' }),
     ];
     for (let i = 0; i < cfg.L; i++) {
@@ -230,7 +245,14 @@ export class RwkvModel {
     }
     if (withLogits) {
       ops.push(layerNormOp(gpu, { x: s.x, y: s.lnOut, weight: w.lnOut.weight, bias: w.lnOut.bias, T: 1, C, rowOffset: T - 1, label: 'ln_out' }));
-      ops.push(matmulOp(gpu, { x: s.lnOut, w: w.head, y: s.logits, T: 1, label: 'head' }));
+      if (w.head.length === 1) ops.push(matmulOp(gpu, { x: s.lnOut, w: w.head[0]!.m, y: s.logits, T: 1, label: 'head' }));
+      else {
+        w.head.forEach((b, k) => {
+          const y = w.headOut[k]!;
+          ops.push(matmulOp(gpu, { x: s.lnOut, w: b.m, y, T: 1, label: `head.${k}` }));
+          ops.push(copyOp(`head.${k}.copy`, y, 0, s.logits, b.row0 * 4, b.m.rows * 4));
+        });
+      }
     }
     this.opCache.set(key, ops);
     return ops;

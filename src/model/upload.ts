@@ -10,10 +10,10 @@
  */
 import type { Gpu } from '../engine/gpu';
 import { uploadStorage } from '../engine/buffers';
-import { WeightsFormatError, UnsupportedDtypeError } from '../errors';
+import { DeviceLimitError, WeightsFormatError, UnsupportedDtypeError } from '../errors';
 import { f32ToBf16, numel, toF32, type DType, type HostTensor } from '../weights/dtype';
 import type { Checkpoint } from '../weights/checkpoint';
-import { uploadMatrix, type GpuMatrix } from '../kernels/types';
+import { uploadMatrix, uploadMatrixBlocks, type GpuMatrix, type MatrixBlock } from '../kernels/types';
 import { readGpuReadyLayout, type GpuReadyLayout } from './gpu-ready';
 
 /** One GPU buffer's contents as uploaded by TensorReader. */
@@ -50,6 +50,11 @@ export class TensorReader {
   readonly total: number;
   /** Set when `ckpt` is a GPU-ready copy: which keys were recorded transposed and which labels are stacks. */
   readonly gpuReady: GpuReadyLayout | null;
+  /**
+   * Largest buffer this reader creates: the device's largest storage binding (and buffer). `matrixBlocks` splits
+   * above it; everything else refuses with DeviceLimitError. Lower it only to test the splitting.
+   */
+  maxBindingBytes: number;
   constructor(
     readonly gpu: Gpu,
     readonly ckpt: Checkpoint,
@@ -64,6 +69,29 @@ export class TensorReader {
     for (const [name, info] of ckpt.tensors) if (name.startsWith(prefix)) t += info.byteLength;
     this.total = t;
     this.gpuReady = readGpuReadyLayout(ckpt);
+    this.maxBindingBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  }
+
+  /**
+   * Refuse, before anything is read or uploaded, a checkpoint with a tensor this device cannot bind (except
+   * `splittable` keys, which matrixBlocks splits). Sizes as uploaded: 16-bit for tensors of ≥ 2 dimensions
+   * (matrices), f32 for vectors.
+   */
+  checkFits(splittable: readonly string[]): void {
+    for (const [name, info] of this.ckpt.tensors) {
+      if (!name.startsWith(this.prefix) || splittable.includes(name.slice(this.prefix.length))) continue;
+      const dims = info.shape.filter((d) => d > 1).length;
+      const bytes = numel(info.shape) * (dims >= 2 ? 2 : 4);
+      if (bytes > this.maxBindingBytes) this.tooLarge(name, info.shape, bytes);
+    }
+  }
+
+  private tooLarge(key: string, shape: readonly number[], bytes: number): never {
+    const mib = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+    throw new DeviceLimitError(
+      `${this.ckpt.name}: tensor '${key}' [${shape}] needs a ${mib(bytes)} GPU buffer, but this device's largest storage buffer is ${mib(this.maxBindingBytes)}; ` +
+        'use a GPU (or browser) with higher WebGPU limits',
+    );
   }
 
   async read(key: string, shape?: readonly number[]): Promise<HostTensor> {
@@ -144,6 +172,20 @@ export class TensorReader {
     this.keep(m.matrix.buffer);
     await this.record(key, m.dtype === 'bf16' ? 'BF16' : 'F16', [rows, cols], m.bytes, 'matrix');
     return m.matrix;
+  }
+
+  /**
+   * A Linear weight [out, in] as row blocks of at most maxBindingBytes (one block when it fits): the embedding and
+   * the head, which outgrow a storage binding first (V × C). Recorded for a GPU-ready copy as one whole matrix.
+   */
+  async matrixBlocks(key: string, rows: number, cols: number): Promise<MatrixBlock[]> {
+    if (this.gpuReady?.transposed.has(key)) this.stale(`'${key}' (not transposed)`);
+    const t = await this.read(key, [rows, cols]);
+    const s = to16(t, key);
+    const blocks = uploadMatrixBlocks(this.gpu, key, rows, cols, s, this.maxBindingBytes);
+    for (const b of blocks) this.keep(b.m.buffer);
+    await this.record(key, s.dtype === 'bf16' ? 'BF16' : 'F16', [rows, cols], s.bytes, 'matrix');
+    return blocks;
   }
 
   /** A LoRA weight stored [in, out] (x·W), uploaded transposed to the Linear layout [out, in]. */

@@ -3,7 +3,7 @@ import { testGpu, checked } from '../helpers/gpu';
 import { readF32, uploadStorage } from '../../src/engine/buffers';
 import { submit } from '../../src/engine/op';
 import { embedOp, reverseRowsOp } from '../../src/kernels/rows';
-import { uploadMatrix } from '../../src/kernels/types';
+import { uploadMatrix, uploadMatrixBlocks } from '../../src/kernels/types';
 import { ShapeError } from '../../src/errors';
 import { embedRef, reverseRowsRef } from '../reference/rows';
 import { random16, randomF32, rng } from '../reference/matmul';
@@ -56,6 +56,41 @@ describe('rows: embed', () => {
       expectExact(got, embedRef(ids, emb.values, V, C, xBefore), C, `embed ${cs.name}`);
     });
   }
+});
+
+describe('rows: embed from row blocks (an embedding larger than one storage binding)', () => {
+  // V = 1000 rows of C = 64 bf16 (128 B each) in blocks of ≤ 16 KiB: 128 rows per block (a multiple of 64), 8 blocks,
+  // the last one short (104 rows). Ids hit every block, the first and last row of blocks, image rows, ids ≥ V.
+  it('V=1000 C=64 bf16 in 8 blocks ≡ the reference (each row written once, by its block)', async () => {
+    const gpu = await testGpu();
+    const r = rng(350);
+    const T = 257, V = 1000, C = 64;
+    const emb = random16(r, 'bf16', V, C, 4);
+    const ids = new Int32Array(T);
+    for (let t = 0; t < T; t++) {
+      const u = r();
+      ids[t] = u < 0.1 ? -1 : u < 0.15 ? V + Math.floor(r() * 3) : Math.floor(r() * V);
+    }
+    [0, 127, 128, 255, 256, 895, 896, 999].forEach((id, k) => (ids[k + 1] = id));
+    const xBefore = randomF32(r, T * C, -9, 9);
+    const blocks = uploadMatrixBlocks(gpu, 'emb', V, C, { dtype: 'bf16', bytes: emb.bytes }, 16 * 1024);
+    expect(blocks.map((b) => [b.row0, b.m.rows])).toEqual([0, 128, 256, 384, 512, 640, 768, 896].map((r0) => [r0, r0 === 896 ? 104 : 128]));
+    const got = await checked(gpu, async () => {
+      const x = uploadStorage(gpu, 'x', xBefore);
+      const idsBuf = uploadStorage(gpu, 'ids', ids);
+      submit(gpu, blocks.map((b, k) => embedOp(gpu, { ids: idsBuf, emb: b.m, row0: b.row0, last: k === blocks.length - 1, x, T })));
+      return readF32(gpu, x, 0, T * C);
+    });
+    expectExact(got, embedRef(ids, emb.values, V, C, xBefore), C, 'embed from blocks');
+  });
+
+  it('a matrix that fits is one block; a row larger than the block size is refused', async () => {
+    const gpu = await testGpu();
+    const bytes = new Uint8Array(10 * 64 * 2);
+    expect(uploadMatrixBlocks(gpu, 'm', 10, 64, { dtype: 'bf16', bytes }, 1280).map((b) => [b.row0, b.m.rows])).toEqual([[0, 10]]);
+    expect(uploadMatrixBlocks(gpu, 'm', 10, 64, { dtype: 'bf16', bytes }, 1279).map((b) => [b.row0, b.m.rows])).toEqual([[0, 9], [9, 1]]);
+    expect(() => uploadMatrixBlocks(gpu, 'm', 10, 64, { dtype: 'bf16', bytes }, 100)).toThrow(ShapeError);
+  });
 });
 
 describe('rows: reverse', () => {
