@@ -11,3 +11,17 @@ fn unpack_w(p: u32) -> vec2<f32> {
 #endif
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+
+// tanh accurate everywhere (a builtin tanh may overflow to NaN for large |z| or lose relative precision near 0).
+fn tanh_acc(z: f32) -> f32 {
+  let a = abs(z);
+  var r: f32;
+  if (a < 0.125) {
+    let z2 = z * z;
+    r = a * (1.0 + z2 * (-1.0 / 3.0 + z2 * (2.0 / 15.0 + z2 * (-17.0 / 315.0))));
+  } else {
+    let e = exp(-2.0 * min(a, 20.0));
+    r = (1.0 - e) / (1.0 + e);
+  }
+  return select(r, -r, z < 0.0);
+}

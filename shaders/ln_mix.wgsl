@@ -147,20 +147,6 @@ fn shifted_row(t: u32, lid: u32) -> array<vec2<f32>, PAIRS> {
 }
 
 #ifdef LORA
-fn tanh_acc(z: f32) -> f32 {
-  // Accurate everywhere (as matmul.wgsl: a builtin tanh may overflow to NaN or lose relative precision near 0).
-  let az = abs(z);
-  var r: f32;
-  if (az < 0.125) {
-    let z2 = z * z;
-    r = az * (1.0 + z2 * (-1.0 / 3.0 + z2 * (2.0 / 15.0 + z2 * (-17.0 / 315.0))));
-  } else {
-    let e = exp(-2.0 * min(az, 20.0));
-    r = (1.0 - e) / (1.0 + e);
-  }
-  return select(r, -r, z < 0.0);
-}
-
 // z_t for this thread's pairs; workgroup g = 0 also writes a_t. Workgroup-uniform control flow.
 fn mixed_row(t: u32, lid: u32, g: u32) -> array<vec2<f32>, PAIRS> {
   let half = p.C / 2u;
