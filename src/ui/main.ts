@@ -156,10 +156,13 @@ function updateLinks(): void {
   }
   settingsToQuery(settings.get(), q);
   const search = q.toString().replace(/%2F/gi, '/').replace(/%3A/gi, ':');
-  const url = `${location.pathname}${search ? `?${search}` : ''}${location.hash}`;
+  // An absolute URL: a path such as `//` would otherwise read as a protocol-relative address (a SecurityError).
+  const target = new URL(location.href);
+  target.search = search ? `?${search}` : '';
+  const url = target.href;
   history.replaceState(history.state, '', url);
   ui.shareLink.href = url;
-  ui.shareLink.textContent = new URL(url, location.href).href;
+  ui.shareLink.textContent = url;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -56,6 +56,24 @@ describe('e2e smoke (built app, headless Chromium)', () => {
     }
   });
 
+  it('reads settings from a link whose path starts with // and rewrites the address without a page error', async () => {
+    // `location.pathname` is then '//', which as a relative URL would mean another host (replaceState throws).
+    const { context, page, log } = await openPage(browser!, `${server!.url}/?max_tokens=33&temperature=0.7`);
+    try {
+      await page.locator('#adapter:not([data-state="pending"])').waitFor({ timeout: READY_TIMEOUT_MS });
+      expect(await page.locator('#max_tokens').inputValue()).toBe('33');
+      await page.getByText('Settings', { exact: true }).click(); // open the settings panel
+      await page.locator('#max_tokens').fill('34');
+      await page.locator('#max_tokens').dispatchEvent('change');
+      await expect.poll(() => new URL(page.url()).searchParams.get('max_tokens')).toBe('34');
+      expect(new URL(page.url()).pathname).toBe('//');
+      expect(new URL(page.url()).searchParams.get('temperature')).toBe('0.7');
+      expect(log.errors()).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('serves mounted directories on the same origin, with Range requests', async () => {
     const disk = readFileSync(join(ROOT, 'tests/fixtures', FIXTURE));
     const { context, page, log } = await openPage(browser!, server!.url);
