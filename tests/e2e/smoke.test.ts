@@ -74,6 +74,23 @@ describe('e2e smoke (built app, headless Chromium)', () => {
     }
   });
 
+  it('fits a phone-sized screen (400 px) without horizontal scrolling, settings open', async () => {
+    const { context, page, log } = await openPage(browser!, server!.url);
+    try {
+      await page.setViewportSize({ width: 400, height: 800 });
+      await page.locator('#adapter:not([data-state="pending"])').waitFor({ timeout: READY_TIMEOUT_MS });
+      await page.getByText('Settings', { exact: true }).click();
+      const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      expect(scroll).toBeLessThanOrEqual(client);
+      for (const box of await page.locator('fieldset').evaluateAll((fs) => fs.map((f) => f.getBoundingClientRect().right))) {
+        expect(box).toBeLessThanOrEqual(client);
+      }
+      expect(log.errors()).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('serves mounted directories on the same origin, with Range requests', async () => {
     const disk = readFileSync(join(ROOT, 'tests/fixtures', FIXTURE));
     const { context, page, log } = await openPage(browser!, server!.url);
