@@ -30,18 +30,7 @@ const PAIRS: u32 = 8u; // vec2 per thread kept in registers
 
 var<workgroup> red: array<f32, WG>;
 
-// Sum of v over the workgroup (tree reduction; every thread gets the total).
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is reused by the next call
-  return total;
-}
+#include "ln_row"
 
 @compute @workgroup_size(WG)
 fn layer_norm(
@@ -51,35 +40,13 @@ fn layer_norm(
 ) {
   let t = wid.x + wid.y * nwg.x;
   if (t >= p.T) { return; } // uniform per workgroup
+  let yv = ln_row(p.row_offset + t, lid);
   let half = p.C / 2u;
-  let src = (p.row_offset + t) * half;
-  let pivot = x[src].x;
-
-  var d: array<vec2<f32>, PAIRS>;
-  var s = 0.0;
-  for (var i = 0u; i < PAIRS; i++) {
-    let c = lid + i * WG;
-    if (c < half) {
-      d[i] = x[src + c] - pivot;
-      s += d[i].x + d[i].y;
-    }
-  }
-  let mean_d = wg_sum(s, lid) / f32(p.C);
-
-  var q = 0.0;
-  for (var i = 0u; i < PAIRS; i++) {
-    if (lid + i * WG < half) {
-      let e = d[i] - mean_d;
-      q += dot(e, e);
-    }
-  }
-  let inv = 1.0 / sqrt(wg_sum(q, lid) / f32(p.C) + p.eps);
-
   let dst = t * half;
   for (var i = 0u; i < PAIRS; i++) {
     let c = lid + i * WG;
     if (c < half) {
-      y[dst + c] = (d[i] - mean_d) * inv * weight[c] + bias[c];
+      y[dst + c] = yv[i];
     }
   }
 }

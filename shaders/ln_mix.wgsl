@@ -84,51 +84,7 @@ const RED_N: u32 = 256u; // ≥ WG
 #endif
 var<workgroup> red: array<f32, RED_N>; // LN sums: (WG); LoRA partials (workgroup path): (ROWS, WG)
 
-// Sum of v over the workgroup (tree reduction; every thread gets the total).
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is reused by the next call
-  return total;
-}
-
-// LN of x row `row`, this thread's pairs (zero past C). Must be called in workgroup-uniform control flow.
-fn ln_row(row: u32, lid: u32) -> array<vec2<f32>, PAIRS> {
-  let half = p.C / 2u;
-  let src = row * half;
-  let pivot = x[src].x;
-  var d: array<vec2<f32>, PAIRS>;
-  var s = 0.0;
-  for (var i = 0u; i < PAIRS; i++) {
-    let c = lid + i * WG;
-    if (c < half) {
-      d[i] = x[src + c] - pivot;
-      s += d[i].x + d[i].y;
-    }
-  }
-  let mean_d = wg_sum(s, lid) / f32(p.C);
-  var q = 0.0;
-  for (var i = 0u; i < PAIRS; i++) {
-    if (lid + i * WG < half) {
-      let e = d[i] - mean_d;
-      q += dot(e, e);
-    }
-  }
-  let inv = 1.0 / sqrt(wg_sum(q, lid) / f32(p.C) + p.eps);
-  var y: array<vec2<f32>, PAIRS>;
-  for (var i = 0u; i < PAIRS; i++) {
-    let c = lid + i * WG;
-    if (c < half) {
-      y[i] = (d[i] - mean_d) * inv * weight[c] + bias[c];
-    }
-  }
-  return y;
-}
+#include "ln_row"
 
 // p_t for this thread's pairs: prev for t = 0, else the LN of row t − 1.
 fn shifted_row(t: u32, lid: u32) -> array<vec2<f32>, PAIRS> {
