@@ -11,7 +11,7 @@ import { createStorage, readF32, writeBuffer } from '../engine/buffers';
 import { copyOp, submit, type Op } from '../engine/op';
 import { ContextOverflowError, InvalidArgumentError, ShapeError, WeightsFormatError } from '../errors';
 import type { Checkpoint } from '../weights/checkpoint';
-import { readModelConfig, type ModelConfig } from './config';
+import { expectedLmTensors, readModelConfig, type ModelConfig } from './config';
 import { TensorReader, type LoadProgress, type TensorSink } from './upload';
 import { gpuReadyConfig } from './gpu-ready';
 import { RnnState } from './state';
@@ -92,6 +92,7 @@ export class RwkvModel {
     const cfg = gpuReadyConfig(ckpt) ?? readModelConfig(ckpt); // a GPU-ready copy carries its config
     const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort, opts.sink);
     if (opts.maxBindingBytes !== undefined) r.maxBindingBytes = Math.min(r.maxBindingBytes, opts.maxBindingBytes);
+    if (!r.gpuReady) r.readsOnly(expectedLmTensors(cfg).map((t) => t.name)); // a GPU-ready copy holds only what is read
     r.checkFits(['emb.weight', 'head.weight']);
     try {
       const { C, V } = cfg;

@@ -47,7 +47,8 @@ export class TensorReader {
   loaded = 0;
   /** Every GPU buffer created through this reader (the model frees them on destroy). */
   readonly buffers: GPUBuffer[] = [];
-  readonly total: number;
+  /** Bytes the load reads: every tensor under the prefix, or only those named by `readsOnly`. */
+  total: number;
   /** Set when `ckpt` is a GPU-ready copy: which keys were recorded transposed and which labels are stacks. */
   readonly gpuReady: GpuReadyLayout | null;
   /**
@@ -70,6 +71,16 @@ export class TensorReader {
     this.total = t;
     this.gpuReady = readGpuReadyLayout(ckpt);
     this.maxBindingBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  }
+
+  /**
+   * Count only these (un-prefixed) tensors in `total`: what the model reads. Without it, a file carrying tensors the
+   * model ignores (a released RWKV-7's blocks.0.att.v0/v1/v2) would never report its progress as complete.
+   */
+  readsOnly(keys: readonly string[]): void {
+    let t = 0;
+    for (const k of keys) t += this.ckpt.tensors.get(this.prefix + k)?.byteLength ?? 0;
+    this.total = t;
   }
 
   /**
