@@ -1,12 +1,17 @@
 /**
- * Real-scale correctness check: the CLI's result on a (synthetic, full-size) VisualRWKV-6 `.pth` against the float64
- * CPU reference of tests/reference on the SAME weights, read back from the `.pth` with the engine's own reader
- * (src/weights). Too slow for CI (a 1B6 model in float64 is ~13 GB of RAM and ~2 minutes of CPU), hence a tool.
+ * Real-scale correctness check: the CLI's result on a (synthetic, full-size) VisualRWKV-6 or -7 `.pth` — or a bare
+ * RWKV-6/7 LM — against the float64 CPU reference of tests/reference on the SAME weights, read back from the `.pth`
+ * with the engine's own reader (src/weights). Too slow for CI (a 1B6 model in float64 is ~13 GB of RAM and ~2
+ * minutes of CPU), hence a tool.
  *
- *   1. open the checkpoint (zip directory + data.pkl only); count what the engine skips (vit.*, proj.*)
- *   2. read every rwkv.* tensor once, one at a time (peak RSS of this pass = the reader's footprint); with --seed,
- *      check each against bench/synthetic.ts's generator byte for byte (the writer's round trip)
- *   3. build the float64 reference model (rwkv.* only) and run refGenerate (greedy, zero state) on --ids
+ *   1. open the checkpoint (zip directory + data.pkl only); tell the architecture (att.time_faaaa → RWKV-6,
+ *      att.r_k → RWKV-7) and the LM keys (`rwkv.*` in a VisualRWKV file; everything but vit.* / proj.* in a bare
+ *      one); count what the engine skips (vit.*)
+ *   2. read every LM tensor once, one at a time (peak RSS of this pass = the reader's footprint); with --seed,
+ *      check each against the synthetic-pth generator byte for byte (the writer's round trip): bench/synthetic.ts
+ *      for RWKV-6, tests/helpers/synthetic7.ts for RWKV-7 (whose key order — VisualRWKV-v7 with the `rwkv.` prefix,
+ *      the released order when bare — is checked too)
+ *   3. build the float64 reference model (LM only) and run refGenerate (greedy, zero state) on --ids
  *   4. compare with `visualrwkv run --out` (prefill_logits_last, gen_logits, gen_ids): max |Δ logit| per step,
  *      greedy ids, and the reference's top-2 gap per step (how safe the id comparison is)
  * With --finite-only (shapes whose float64 model does not fit in RAM, e.g. 7B ≈ 61 GB) step 3 is skipped, step 2
@@ -25,10 +30,11 @@ import { parseSafetensors } from '../src/weights/safetensors';
 import { toF32, toI32 } from '../src/weights/dtype';
 import { generateBf16, rwkv6Shapes, rwkv6TensorSpecs, type SyntheticTensorSpec } from '../bench/synthetic';
 import { referenceModelFrom, refTensorsFrom, refGenerate, type RefTensor } from '../tests/reference/model';
+import { rwkv7Shapes, rwkv7TensorSpecs } from '../tests/helpers/synthetic7';
 import { parseOptions } from './synthetic-pth';
 
 const USAGE = `usage: node scripts/tool.mjs check-real-scale --model <file.pth> --result <run-out.safetensors> --ids <csv>
-       [--seed N  (also verify rwkv.* bytes against bench/synthetic.ts)] [--tol T (default 1e-3)]
+       [--seed N  (also verify the LM bytes against the synthetic-pth generator)] [--tol T (default 1e-3)]
        [--finite-only  (no float64 reference: only check that the logits are finite)]
 `;
 
@@ -37,7 +43,6 @@ type Report = Record<string, unknown>;
 const log = (s: string) => process.stderr.write(`check-real-scale: ${s}\n`);
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
 const gb = (n: number) => (n / 1e9).toFixed(3);
-const isLm = (k: string) => k.startsWith('rwkv.');
 
 /** Max |a − b| over two equally long vectors (NaN counts as ∞), and the largest |b|. */
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { maxAbs: number; scale: number } {
@@ -64,25 +69,73 @@ function top2Gap(x: ArrayLike<number>): number {
   return a - b;
 }
 
-/** The generator's tensor specs for this checkpoint's shapes, by full key (to verify bytes). */
-function generatorSpecs(ckpt: Checkpoint): Map<string, SyntheticTensorSpec> {
-  const shape = (k: string) => ckpt.tensors.get(`rwkv.${k}`)?.shape ?? [];
+/** Which keys of a checkpoint are the language model (spec §2.6): `rwkv.*` if present, else all but vit.* / proj.*. */
+interface LmView {
+  arch: 'rwkv6' | 'rwkv7';
+  /** 'rwkv.' (VisualRWKV layout) or '' (bare LM). */
+  prefix: string;
+  isLm: (k: string) => boolean;
+}
+
+function lmView(ckpt: Checkpoint): LmView {
+  const prefix = ckpt.tensors.has('rwkv.emb.weight') ? 'rwkv.' : '';
+  if (!ckpt.tensors.has(`${prefix}emb.weight`)) throw new Error(`${ckpt.name}: no rwkv.emb.weight / emb.weight: not an RWKV checkpoint`);
+  const arch = ckpt.tensors.has(`${prefix}blocks.0.att.time_faaaa`) ? 'rwkv6' : ckpt.tensors.has(`${prefix}blocks.0.att.r_k`) ? 'rwkv7' : null;
+  if (!arch) throw new Error(`${ckpt.name}: neither ${prefix}blocks.0.att.time_faaaa (RWKV-6) nor ${prefix}blocks.0.att.r_k (RWKV-7)`);
+  const isLm = prefix ? (k: string) => k.startsWith(prefix) : (k: string) => !k.startsWith('vit.') && !k.startsWith('proj.');
+  return { arch, prefix, isLm };
+}
+
+/**
+ * The generator's tensor specs for this checkpoint's shapes, by full key, in the generator's key order (to verify
+ * bytes and, for RWKV-7, the layout's key order).
+ */
+function generatorSpecs(ckpt: Checkpoint, view: LmView): Map<string, SyntheticTensorSpec> {
+  const { prefix } = view;
+  const shape = (k: string) => ckpt.tensors.get(prefix + k)?.shape ?? [];
   const [V, C] = shape('emb.weight');
+  const L = [...ckpt.tensors.keys()].filter((k) => k.startsWith(prefix) && /^blocks\.\d+\.ln1\.weight$/.test(k.slice(prefix.length))).length;
+  if (view.arch === 'rwkv7') {
+    // VisualRWKV-7 files (prefixed) are written in the 'visualrwkv' layout, bare ones in the 'released' layout
+    const layout = prefix ? 'visualrwkv' : 'released';
+    const shapes = rwkv7Shapes({
+      L, C: C!, V: V!, H: shape('blocks.0.att.r_k')[0],
+      F: shape('blocks.0.ffn.key.weight')[0],
+      R_w: shape('blocks.0.att.w1')[1],
+      R_a: shape('blocks.0.att.a1')[1],
+      R_v: shape(layout === 'released' ? 'blocks.0.att.v1' : 'blocks.1.att.v1')[1],
+      R_g: shape('blocks.0.att.g1')[1],
+    });
+    return new Map(rwkv7TensorSpecs(shapes, layout).map((s) => [prefix + s.name, s]));
+  }
   const shapes = rwkv6Shapes({
-    L: [...ckpt.tensors.keys()].filter((k) => /^rwkv\.blocks\.\d+\.ln1\.weight$/.test(k)).length,
-    C: C!, V: V!, H: shape('blocks.0.att.time_faaaa')[0],
+    L, C: C!, V: V!, H: shape('blocks.0.att.time_faaaa')[0],
     F: shape('blocks.0.ffn.key.weight')[0],
     R_m: shape('blocks.0.att.time_maa_w2')[1],
     R_d: shape('blocks.0.att.time_decay_w1')[1],
   });
-  return new Map(rwkv6TensorSpecs(shapes).map((s) => [`rwkv.${s.name}`, s]));
+  return new Map(rwkv6TensorSpecs(shapes).map((s) => [prefix + s.name, s]));
 }
 
-/** Step 2: every LM tensor read once and dropped; with a seed, compared with the generator's bytes. */
-async function readPass(ckpt: Checkpoint, seed: number | undefined, report: Report): Promise<void> {
+/** Name of the RWKV-7 key order a file of this view is written in. */
+const prefixedLayout = (view: LmView) => (view.prefix ? 'VisualRWKV-v7' : 'released');
+
+/** Step 2: every LM tensor read once and dropped; with a seed, compared with the generator's bytes (and key order). */
+async function readPass(ckpt: Checkpoint, view: LmView, seed: number | undefined, report: Report): Promise<void> {
   const t0 = performance.now();
-  const specs = seed === undefined ? null : generatorSpecs(ckpt);
-  for (const k of [...ckpt.tensors.keys()].filter(isLm)) {
+  const specs = seed === undefined ? null : generatorSpecs(ckpt, view);
+  const lmKeys = [...ckpt.tensors.keys()].filter(view.isLm);
+  if (specs) {
+    const want = [...specs.keys()];
+    const missing = want.filter((k) => !ckpt.tensors.has(k));
+    if (missing.length) throw new Error(`${missing.length} tensors of the synthetic generator missing, e.g. ${missing[0]}`);
+    if (view.arch === 'rwkv7') {
+      const i = want.findIndex((k, j) => lmKeys[j] !== k);
+      if (i >= 0) throw new Error(`key ${i} is ${lmKeys[i]}, the generator's ${prefixedLayout(view)} order has ${want[i]}`);
+      report.key_order_verified_against_generator = true;
+    }
+  }
+  for (const k of lmKeys) {
     const t = await ckpt.tensors.get(k)!.read();
     if (!specs) continue;
     const spec = specs.get(k);
@@ -102,11 +155,15 @@ async function readCheckpoint(path: string, seed: number | undefined, withRefere
   const src = await nodeFileSource(path);
   try {
     const ckpt = await openCheckpoint(src);
+    const view = lmView(ckpt);
+    const { isLm } = view;
     const keys = [...ckpt.tensors.keys()];
     const bytesOf = (pred: (k: string) => boolean) => keys.filter(pred).reduce((n, k) => n + ckpt.tensors.get(k)!.byteLength, 0);
     const isVit = (k: string) => k.startsWith('vit.');
     Object.assign(report, {
       file_bytes: src.size,
+      arch: view.arch,
+      lm_prefix: view.prefix,
       tensors: keys.length,
       lm_tensors: keys.filter(isLm).length,
       lm_bytes: bytesOf(isLm),
@@ -114,8 +171,10 @@ async function readCheckpoint(path: string, seed: number | undefined, withRefere
       skipped_vit_bytes: bytesOf(isVit),
       proj_shape: ckpt.tensors.get('proj.weight')?.shape ?? null,
     });
-    log(`opened ${src.name}: ${keys.length} tensors, ${gb(src.size)} GB`);
-    if (withReference || seed !== undefined) await readPass(ckpt, seed, report);
+    const proj = keys.filter((k) => k.startsWith('proj.') && k !== 'proj.weight');
+    if (proj.length) report.proj_shapes = Object.fromEntries(proj.map((k) => [k, ckpt.tensors.get(k)!.shape]));
+    log(`opened ${src.name}: ${keys.length} tensors, ${gb(src.size)} GB, ${view.arch}${view.prefix ? ' (rwkv.*)' : ' (bare LM)'}`);
+    if (withReference || seed !== undefined) await readPass(ckpt, view, seed, report);
     if (!withReference) return null;
     const t0 = performance.now();
     const out = new Map<string, RefTensor>();
