@@ -112,3 +112,20 @@ export const ERROR_CLASSES = {
   StorageQuotaError,
   DownloadError,
 } as const;
+
+/**
+ * A message as a sentence for the page: a final full stop, and a capital first letter when it starts with a plain
+ * word — not when it starts with a URL, a path or a file name (`https://…`, `visualrwkv.pth: …` keep their case).
+ * @example sentence('the GPU device was lost') // 'The GPU device was lost.'
+ */
+export function sentence(s: string): string {
+  const t = s.trim();
+  const first = t.split(/\s/, 1)[0] ?? '';
+  const word = /^[a-z][a-z'’-]*[,:;]?$/.test(first);
+  return (word ? t.charAt(0).toUpperCase() + t.slice(1) : t) + (/[.!?]$/.test(t) ? '' : '.');
+}
+
+/** An error's message (or anything thrown) as a sentence (see `sentence`). */
+export function errorSentence(e: unknown): string {
+  return sentence(e instanceof Error ? e.message : String(e));
+}

@@ -21,8 +21,8 @@ import './style.css';
 import { createVisualRwkv, type VisualRwkv } from '../worker/client';
 import type { EngineInfo } from '../worker/api';
 import type { ChatRequest, ImageInput, ModelSource, Progress } from '../types';
-import { DeviceLostError, WeightsFormatError } from '../errors';
-import { checkWebGpu, selfTest, sentence } from './webgpu';
+import { DeviceLostError, errorSentence, WeightsFormatError } from '../errors';
+import { checkWebGpu, selfTest } from './webgpu';
 import { DEFAULT_SETTINGS, SettingsForm, requestSettings, settingsFromQuery, settingsToQuery } from './settings';
 import { ProgressBar, formatBytes, formatDuration } from './progress';
 import { ImagePicker, type PickedImage } from './image';
@@ -128,7 +128,7 @@ function show(el: HTMLElement, state: string, text: string): void {
 }
 
 function errorText(e: unknown): string {
-  return e instanceof Error ? sentence(e.message) : sentence(String(e));
+  return errorSentence(e);
 }
 
 function isAbort(e: unknown): boolean {

@@ -5,7 +5,7 @@
 import { readF32, uploadStorage, createStorage } from '../engine/buffers';
 import { adapterName, createGpu, type Gpu } from '../engine/gpu';
 import { submit, type KernelOp } from '../engine/op';
-import { WebGPUUnavailableError } from '../errors';
+import { sentence, WebGPUUnavailableError } from '../errors';
 
 /** Where WebGPU works (late 2025), shown when it does not work here. */
 export const WEBGPU_HELP =
@@ -14,11 +14,6 @@ export const WEBGPU_HELP =
   'On Linux, start Chrome/Chromium with --enable-unsafe-webgpu --enable-features=Vulkan ' +
   '(or turn on chrome://flags/#enable-unsafe-webgpu); also update your GPU driver, since blocklisted GPUs get no adapter.';
 
-/** Capitalised, with a final full stop. */
-export function sentence(s: string): string {
-  const t = s.trim();
-  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
-}
 
 /** The outcome of looking for WebGPU on this page. */
 export type WebGpuCheck =

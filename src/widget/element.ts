@@ -21,6 +21,7 @@
  * </visual-rwkv-chat>
  */
 import { APP_DEFAULTS, createVisualRwkv, InvalidArgumentError, WebGPUUnavailableError } from '../index';
+import { errorSentence } from '../errors';
 import type { ChatRequest, EngineInfo, ImageInput, ModelSource, Progress, TokenChunk, VisualRwkv } from '../index';
 import { Transcript, type AssistantMessage } from '../ui/chat';
 import css from './widget.css?inline';
@@ -58,11 +59,7 @@ const DEFAULT_MAX_TOKENS = 512;
 /** In Node (no DOM) the module still imports: the class then extends a stand-in and is never registered. */
 const Base: typeof HTMLElement = typeof HTMLElement === 'undefined' ? (class {} as unknown as typeof HTMLElement) : HTMLElement;
 
-function messageOf(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  const t = m.trim();
-  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
-}
+const messageOf = errorSentence;
 
 function number(raw: string | null, min: number, max: number, fallback: number, integer = false): number {
   if (raw === null || raw.trim() === '') return fallback;
