@@ -99,6 +99,7 @@ async function imageInput(blob: Blob): Promise<ImageInput> {
 const TEMPLATE = `
 <div class="container" part="container">
   <p class="status" part="status" role="status" aria-live="polite" data-state="idle">No model yet: set the model attribute.</p>
+  <button type="button" class="retry" part="retry" hidden>Retry</button>
   <progress class="load" part="progress" hidden></progress>
   <div class="log" part="transcript" role="log" aria-live="polite" aria-label="Conversation"></div>
   <form class="composer" part="composer" novalidate>
@@ -131,8 +132,11 @@ export class VisualRwkvChat extends Base {
   private pickedUrl: string | null = null;
   /** The conversation the engine's state holds. */
   private chat = { turns: 0, image: null as Blob | null };
+  /** What the last load() was given (Retry repeats it). */
+  private lastLoad: { model: ModelSource; encoder: ModelSource | null } | null = null;
   private ui!: {
     status: HTMLElement;
+    retry: HTMLButtonElement;
     progress: HTMLProgressElement;
     log: HTMLElement;
     form: HTMLFormElement;
@@ -157,6 +161,7 @@ export class VisualRwkvChat extends Base {
     const q = <T extends HTMLElement>(sel: string) => root.querySelector(sel) as T;
     this.ui = {
       status: q('.status'),
+      retry: q('.retry'),
       progress: q('progress.load'),
       log: q('.log'),
       form: q('form'),
@@ -233,6 +238,7 @@ export class VisualRwkvChat extends Base {
   async load(model: ModelSource | null = this.model, encoder: ModelSource | null = this.encoder): Promise<EngineInfo> {
     if (!model) throw new InvalidArgumentError('no model: set the model attribute or pass one to load()');
     const id = ++this.loadId;
+    this.lastLoad = { model, encoder };
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
     this.loading = done;
@@ -382,6 +388,10 @@ export class VisualRwkvChat extends Base {
       } else if (e.key === 'Escape') this.stop();
     });
     u.stop.addEventListener('click', () => this.stop());
+    // After a failed load (network, server, file): the same load again, without reloading the page.
+    u.retry.addEventListener('click', () => {
+      if (this.lastLoad) this.load(this.lastLoad.model, this.lastLoad.encoder).catch(() => undefined);
+    });
     u.newChat.addEventListener('click', () => void this.newChat());
     u.image.addEventListener('change', () => this.pick(u.image.files?.[0] ?? null));
     u.removeImage.addEventListener('click', () => {
@@ -482,6 +492,7 @@ export class VisualRwkvChat extends Base {
 
   private setState(state: WidgetState, text?: string): void {
     this.dataset.state = state;
+    this.ui.retry.hidden = state !== 'error' || !this.lastLoad;
     if (text !== undefined) {
       this.ui.status.dataset.state = state;
       this.ui.status.textContent = text;

@@ -7,7 +7,7 @@
  * texts adding up to the reply) and `done`, and follow the theme's custom properties. Without WebGPU it must say so
  * and fire `error`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -160,6 +160,34 @@ describe('<visual-rwkv-chat> from the library build (headless Chromium)', () => 
       await chat.getByRole('button', { name: 'New chat', exact: true }).click();
       await expect.poll(() => chat.locator('article').count()).toBe(0);
       expect(log.errors()).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('after a failed load, Retry loads again without reloading the page', async () => {
+    // The model is missing at first (HTTP 404), then appears on the server: Retry must pick it up.
+    const html = readFileSync(join(pageDir, 'embed.html'), 'utf8').replace(/\bmodel="[^"]*"/, 'model="/examples/late.pth"').replace(/\bencoder="[^"]*"/, '');
+    writeFileSync(join(pageDir, 'late.html'), html);
+    const { context, page } = await openPage(browser!, 'about:blank', { name: 'widget-retry', initScript: RECORD_EVENTS });
+    try {
+      await page.goto(`${server!.url}examples/late.html`);
+      const chat = page.locator('visual-rwkv-chat');
+      const retry = chat.getByRole('button', { name: 'Retry', exact: true });
+      await page.locator('visual-rwkv-chat:is([data-state="error"], [data-state="unavailable"], [data-state="ready"])').waitFor({ timeout: LOAD_TIMEOUT_MS });
+      expect(await chat.getAttribute('data-state')).toBe('error');
+      const status = (await chat.locator('.status').textContent()) ?? '';
+      // The message starts with the file's URL or name, and keeps its case (not 'Http://…' / 'Late.pth').
+      expect(status).toMatch(/^Could not load the model: (http:\/\/\S+\/)?late\.pth\b/);
+      expect(await retry.isVisible()).toBe(true);
+      expect((await events(page)).filter((e) => e.type === 'error')).toHaveLength(1);
+
+      copyFileSync(join(ROOT, 'tests/fixtures', MODEL_URL.replace('/fixtures/', '')), join(pageDir, 'late.pth'));
+      await retry.click();
+      await page.locator('visual-rwkv-chat:is([data-state="ready"], [data-state="error"])').waitFor({ timeout: LOAD_TIMEOUT_MS });
+      expect(await chat.getAttribute('data-state'), (await chat.locator('.status').textContent()) ?? '').toBe('ready');
+      expect(await retry.isVisible()).toBe(false);
+      expect((await events(page)).filter((e) => e.type === 'ready')).toHaveLength(1);
     } finally {
       await context.close();
     }
