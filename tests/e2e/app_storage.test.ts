@@ -184,6 +184,17 @@ describe('e2e model store and GPU-ready copies (built app, headless Chromium)', 
       expect(await page.locator('#engine').getAttribute('data-source')).toBe('original');
       expect(await fetchedFiles(page)).toEqual([]);
       await expect.poll(async () => (await row(page, `gpu-ready:${model}`)).getAttribute('data-state')).toBe('complete');
+
+      // Delete the original to save space: the copy alone still loads the model (no fetch, no conversion).
+      const delOriginal = (await row(page, model)).locator('button[data-action="delete"]');
+      await delOriginal.click();
+      await delOriginal.click(); // "Confirm delete"
+      await expect.poll(async () => (await row(page, model)).count()).toBe(0);
+      await page.reload();
+      await waitReady(page);
+      expect(await page.locator('#engine').getAttribute('data-source')).toBe('gpu-ready');
+      expect(await fetchedFiles(page)).toEqual([]);
+      expect(await askAboutImage(page, golden.prompt.question)).toBe(goldenText);
       expect(log.errors()).toEqual([]);
     } finally {
       await context.close();
