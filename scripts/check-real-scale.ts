@@ -30,6 +30,8 @@ import { parseSafetensors } from '../src/weights/safetensors';
 import { toF32, toI32 } from '../src/weights/dtype';
 import { generateBf16, rwkv6Shapes, rwkv6TensorSpecs, type SyntheticTensorSpec } from '../bench/synthetic';
 import { referenceModelFrom, refTensorsFrom, refGenerate, type RefTensor } from '../tests/reference/model';
+import { top2Gap } from '../tests/reference/common';
+import { maxAbsDiff } from '../tests/helpers/diff';
 import { rwkv7Shapes, rwkv7TensorSpecs } from '../tests/helpers/synthetic7';
 import { parseOptions } from './synthetic-pth';
 
@@ -43,31 +45,6 @@ type Report = Record<string, unknown>;
 const log = (s: string) => process.stderr.write(`check-real-scale: ${s}\n`);
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
 const gb = (n: number) => (n / 1e9).toFixed(3);
-
-/** Max |a − b| over two equally long vectors (NaN counts as ∞), and the largest |b|. */
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { maxAbs: number; scale: number } {
-  if (a.length !== b.length) throw new Error(`length ${a.length} ≠ ${b.length}`);
-  let maxAbs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= maxAbs)) maxAbs = Number.isNaN(d) ? Infinity : d;
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return { maxAbs, scale };
-}
-
-/** Gap between the largest and second-largest value (how safe an argmax comparison is). */
-function top2Gap(x: ArrayLike<number>): number {
-  let a = -Infinity;
-  let b = -Infinity;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (v > a) [a, b] = [v, a];
-    else if (v > b) b = v;
-  }
-  return a - b;
-}
 
 /** Which keys of a checkpoint are the language model (spec §2.6): `rwkv.*` if present, else all but vit.* / proj.*. */
 interface LmView {
@@ -261,7 +238,7 @@ async function run(argv: string[]): Promise<number> {
       reference_ids: expected.ids,
       ids_match: idsMatch,
       prefill_max_abs_diff: prefillCmp.maxAbs,
-      prefill_max_abs_logit: prefillCmp.scale,
+      prefill_max_abs_logit: expected.logits[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
       steps,
       worst_max_abs_diff: worst,
       tolerance: tol,

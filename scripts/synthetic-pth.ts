@@ -19,8 +19,8 @@
  *    `blocks.0.att.v0/v1/v2` present, no vision keys.
  *
  * Memory: only one tensor at a time is held (the largest, emb/head, is V·C·2 bytes: 256 MiB at 1B6, 512 MiB at 7B);
- * its CRC-32 is computed, then its local header and data are written. The central directory (~100 B per member) is
- * the only thing kept until the end.
+ * tests/helpers/zip.ts's ZipBuilder gives its local header (CRC-32 computed) and it is written with its data. The
+ * central directory (~100 B per member) is the only thing kept until the end.
  *
  * Usage (built to dist/tools by `npm run build:tools`):
  *   node scripts/tool.mjs synthetic-pth --out /tmp/big/visualrwkv6-1b6.pth [--preset 1b6|3b|7b]
@@ -38,8 +38,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { generateBf16, rwkv6Shapes, rwkv6TensorSpecs, type Init, type Rwkv6Shapes, type SyntheticTensorSpec } from '../bench/synthetic';
 import { projectorV7Specs, rwkv7Shapes, rwkv7TensorSpecs, type Rwkv7Layout, type Rwkv7Shapes } from '../tests/helpers/synthetic7';
-import { stateDictPickle, type TensorSpec } from '../tests/helpers/pickle';
-import { crc32 } from '../src/weights/zip';
+import { contiguousSpec, stateDictPickle, type TensorSpec } from '../tests/helpers/pickle';
+import { ZipBuilder, type SparseFile } from '../tests/helpers/zip';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tensor list
@@ -237,130 +237,18 @@ export function visualRwkv7Tensors(s: Rwkv7Shapes, layout: Rwkv7Layout, vit: boo
   return out;
 }
 
-const numelOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** C-order strides of a shape (what torch.save records for contiguous tensors). */
-function contiguousStride(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i]!;
-  }
-  return st;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
-// Streaming zip writer (stored members only)
+// Streaming: the zip of tests/helpers/zip.ts (stored members, torch's 64-byte alignment, zip64 records), member by
+// member straight to the file
 
-const MAX32 = 0xffffffff;
-/** torch.save aligns member data to 64 bytes with a padding extra field ('FB'). */
-const ALIGN = 64;
-const PAD_EXTRA_ID = 0x4246;
-
-/** Little-endian record builder for headers (small, fixed-size). */
-class Rec {
-  private b: number[] = [];
-  u16(v: number): this {
-    this.b.push(v & 0xff, (v >>> 8) & 0xff);
-    return this;
-  }
-  u32(v: number): this {
-    return this.u16(v & 0xffff).u16(Math.floor(v / 0x10000) & 0xffff);
-  }
-  u64(v: number): this {
-    return this.u32(v % 0x100000000).u32(Math.floor(v / 0x100000000));
-  }
-  raw(x: Uint8Array): this {
-    for (const c of x) this.b.push(c);
-    return this;
-  }
-  get length(): number {
-    return this.b.length;
-  }
-  done(): Uint8Array {
-    return Uint8Array.from(this.b);
-  }
-}
-
-/**
- * Appends stored members to a file one at a time and writes the central directory at the end. Offsets and sizes
- * ≥ 4 GiB go into zip64 extra fields (only the saturated ones, in APPNOTE order: size, compressed size, offset);
- * the zip64 end record and locator are always written, as torch does.
- */
-export class StreamingZipWriter {
-  private pos = 0;
-  private readonly central: Uint8Array[] = [];
-  private count = 0;
-  private readonly enc = new TextEncoder();
-  constructor(private readonly fh: FileHandle) {}
-
-  /** Bytes written so far. */
-  get size(): number {
-    return this.pos;
-  }
-
-  private async write(b: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < b.length) {
-      const { bytesWritten } = await this.fh.write(b, off, b.length - off);
+/** Write each segment at its offset (ZipBuilder's segments follow one another: the file is written in order). */
+async function writeSegments(fh: FileHandle, segments: SparseFile['segments']): Promise<void> {
+  for (const { offset, bytes } of segments) {
+    for (let off = 0; off < bytes.length; ) {
+      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, offset + off);
       if (bytesWritten <= 0) throw new Error('synthetic-pth: write made no progress');
       off += bytesWritten;
     }
-    this.pos += b.length;
-  }
-
-  /** One stored member: local header (+ zip64 sizes if ≥ 4 GiB, + alignment padding), then the data. */
-  async add(name: string, data: Uint8Array): Promise<void> {
-    const nameBytes = this.enc.encode(name);
-    const size = data.length;
-    const crc = crc32(data);
-    const lho = this.pos;
-    const bigSize = size >= MAX32;
-    const z64Local = bigSize ? new Rec().u16(0x0001).u16(16).u64(size).u64(size).done() : new Uint8Array(0);
-    // padding field (4-byte header + pad) so that the data starts at a multiple of ALIGN
-    const base = lho + 30 + nameBytes.length + z64Local.length + 4;
-    const pad = (ALIGN - (base % ALIGN)) % ALIGN;
-    const localExtra = new Rec().raw(z64Local).u16(PAD_EXTRA_ID).u16(pad).raw(new Uint8Array(pad).fill(0x5a)).done();
-    const version = bigSize || lho >= MAX32 ? 45 : 20;
-    const local = new Rec()
-      .u32(0x04034b50).u16(version).u16(0).u16(0 /* stored */).u16(0).u16(0x21 /* 1980-01-01 */)
-      .u32(crc).u32(bigSize ? MAX32 : size).u32(bigSize ? MAX32 : size)
-      .u16(nameBytes.length).u16(localExtra.length).raw(nameBytes).raw(localExtra)
-      .done();
-    await this.write(local);
-    if (this.pos % ALIGN !== 0) throw new Error(`synthetic-pth: misaligned data for ${name}`);
-    await this.write(data);
-
-    const z64 = new Rec();
-    if (bigSize) z64.u64(size).u64(size);
-    if (lho >= MAX32) z64.u64(lho);
-    const cExtra = z64.length ? new Rec().u16(0x0001).u16(z64.length).raw(z64.done()).done() : new Uint8Array(0);
-    this.central.push(
-      new Rec()
-        .u32(0x02014b50).u16(version).u16(version).u16(0).u16(0).u16(0).u16(0x21)
-        .u32(crc).u32(bigSize ? MAX32 : size).u32(bigSize ? MAX32 : size)
-        .u16(nameBytes.length).u16(cExtra.length).u16(0).u16(0).u16(0).u32(0).u32(lho >= MAX32 ? MAX32 : lho)
-        .raw(nameBytes).raw(cExtra)
-        .done(),
-    );
-    this.count++;
-  }
-
-  /** Central directory, zip64 end record + locator, end record. Returns the file size. */
-  async finish(): Promise<number> {
-    const cdOffset = this.pos;
-    for (const c of this.central) await this.write(c);
-    const cdSize = this.pos - cdOffset;
-    const n = this.count;
-    const z64At = this.pos;
-    await this.write(new Rec().u32(0x06064b50).u64(44).u16(45).u16(45).u32(0).u32(0).u64(n).u64(n).u64(cdSize).u64(cdOffset).done());
-    await this.write(new Rec().u32(0x07064b50).u32(0).u64(z64At).u32(1).done());
-    const sat = (v: number, max: number) => (v >= max ? max : v);
-    await this.write(
-      new Rec().u32(0x06054b50).u16(0).u16(0).u16(sat(n, 0xffff)).u16(sat(n, 0xffff)).u32(sat(cdSize, MAX32)).u32(sat(cdOffset, MAX32)).u16(0).done(),
-    );
-    return this.pos;
   }
 }
 
@@ -445,27 +333,25 @@ export async function writeSyntheticPth(o: SyntheticPthOptions): Promise<Synthet
   const seed = o.seed ?? 1;
   const top = o.top ?? (basename(o.out).replace(/\.[^.]*$/, '') || 'archive');
   // Storages are keyed '0', '1', ... in pickling order, one per tensor, each a whole contiguous BFloat16Storage.
-  const entries: [string, TensorSpec][] = list.map((t, i) => {
-    const n = numelOf(t.spec.shape);
-    return [t.key, { storage: String(i), dtype: 'BF16', storageNumel: n, offset: 0, shape: [...t.spec.shape], stride: contiguousStride(t.spec.shape) }];
-  });
+  const entries: [string, TensorSpec][] = list.map((t, i) => [t.key, contiguousSpec(String(i), 'BF16', t.spec.shape)]);
   const fh = await open(o.out, 'w');
   try {
-    const zip = new StreamingZipWriter(fh);
+    const zip = new ZipBuilder();
+    const add = (name: string, data: Uint8Array) => writeSegments(fh, zip.add({ name, data }));
     const enc = new TextEncoder();
-    await zip.add(`${top}/data.pkl`, stateDictPickle(entries, { protocol: 2 }));
-    await zip.add(`${top}/byteorder`, enc.encode('little'));
+    await add(`${top}/data.pkl`, stateDictPickle(entries, { protocol: 2 }));
+    await add(`${top}/byteorder`, enc.encode('little'));
     let tensorBytes = 0;
     for (let i = 0; i < list.length; i++) {
       const t = list[i]!;
       const v = generateBf16(t.spec, seed);
-      await zip.add(`${top}/data/${i}`, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      await add(`${top}/data/${i}`, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       tensorBytes += v.byteLength;
       o.onTensor?.(i + 1, list.length, tensorBytes, t.key);
     }
-    await zip.add(`${top}/version`, enc.encode('3\n'));
-    const fileBytes = await zip.finish();
-    return { ...what, tensors: list.length, tensorBytes, fileBytes };
+    await add(`${top}/version`, enc.encode('3\n'));
+    await writeSegments(fh, zip.finish());
+    return { ...what, tensors: list.length, tensorBytes, fileBytes: zip.size };
   } finally {
     await fh.close();
   }

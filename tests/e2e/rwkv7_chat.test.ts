@@ -14,6 +14,7 @@ import { launchBrowser, openPage } from '../helpers/browser';
 import { startServer, type TestServer } from '../helpers/server';
 import { testGpu } from '../helpers/gpu';
 import { TEST_RWKV7, writeSyntheticRwkv7 } from '../helpers/synthetic7';
+import { minTop2Gap } from '../reference/common';
 import { VisualRwkvEngine } from '../../src/worker/api';
 import { DEFAULT_SETTINGS, requestSettings } from '../../src/ui/settings';
 import type { ChatRequest } from '../../src/types';
@@ -39,21 +40,6 @@ interface Expected {
 function pageRequests(): ChatRequest[] {
   const settings = requestSettings({ ...DEFAULT_SETTINGS, temperature: 0, maxTokens: MAX_TOKENS });
   return QUESTIONS.map((text, i) => ({ text, ...settings, ...(i === 0 ? { newChat: true } : {}) }));
-}
-
-/** Smallest top-2 gap of the raw logits over a reply's steps. */
-function margin(logits: Float32Array[]): number {
-  let m = Infinity;
-  for (const l of logits) {
-    let a = -Infinity;
-    let b = -Infinity;
-    for (const x of l) {
-      if (x > a) [a, b] = [x, a];
-      else if (x > b) b = x;
-    }
-    m = Math.min(m, a - b);
-  }
-  return m;
 }
 
 async function waitReady(page: Page): Promise<void> {
@@ -102,7 +88,7 @@ describe('e2e RWKV-7 text chat (built app, headless Chromium)', () => {
           reason = c.done ?? reason;
           if (c.logits) logits.push(c.logits);
         }
-        expected.push({ text, tokens, reason, margin: margin(logits) });
+        expected.push({ text, tokens, reason, margin: minTop2Gap(logits) });
       }
     } finally {
       engine.dispose();

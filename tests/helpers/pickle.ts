@@ -2,7 +2,7 @@
  * Hand-assembled pickles for loader tests: a byte-level writer (opcodes by name) and a torch-like state-dict
  * pickle + `.pth` zip builder with arbitrary storage offsets and strides.
  */
-import type { DType } from '../../src/weights/dtype';
+import { numel, type DType } from '../../src/weights/dtype';
 import { writeZip, type ZipInput, type ZipOptions } from './zip';
 
 /** Opcode bytes used below (pickletools names). */
@@ -74,6 +74,12 @@ export interface TensorSpec {
   offset: number;
   shape: number[];
   stride: number[];
+}
+
+/** A whole tensor alone in its storage, C-contiguous: what torch.save records for a plain tensor. */
+export function contiguousSpec(storage: string, dtype: DType, shape: readonly number[]): TensorSpec {
+  const stride = shape.map((_, i) => numel(shape.slice(i + 1)));
+  return { storage, dtype, storageNumel: numel(shape), offset: 0, shape: [...shape], stride };
 }
 
 export interface StateDictPickleOptions {

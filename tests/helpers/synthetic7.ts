@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { generateBf16, type Init, type SyntheticTensorSpec } from '../../bench/synthetic';
 import { writeSafetensors } from '../../src/weights/safetensors';
 import type { HostTensor } from '../../src/weights/dtype';
-import { buildPth, type TensorSpec } from './pickle';
+import { buildPth, contiguousSpec, type TensorSpec } from './pickle';
 
 export interface SyntheticRwkv7Options {
   /** Layers (≥ 2 so that the value residual is exercised). */
@@ -184,9 +184,7 @@ export function tensorsToPth(tensors: Map<string, HostTensor>, top = 'visualrwkv
   let n = 0;
   for (const [k, t] of tensors) {
     const key = String(n++);
-    const numel = t.shape.reduce((a, b) => a * b, 1);
-    const stride = t.shape.map((_, i) => t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
-    entries.push([k, { storage: key, dtype: t.dtype, storageNumel: numel, offset: 0, shape: t.shape, stride }]);
+    entries.push([k, contiguousSpec(key, t.dtype, t.shape)]);
     storages[key] = t.bytes;
   }
   return buildPth(entries, storages, { top });

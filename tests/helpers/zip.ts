@@ -58,19 +58,31 @@ class Bytes {
 
 const MAX32 = 0xffffffff;
 
-/** Build a (possibly sparse) zip. */
-export function writeZipSparse(members: ZipInput[], opts: ZipOptions = {}): SparseFile {
-  const mode = opts.zip64 ?? 'eocd';
-  const align = opts.align ?? 64;
-  const enc = new TextEncoder();
-  const segments: SparseFile['segments'] = [];
-  const central = new Bytes();
-  let pos = 0;
-  for (const m of members) {
-    pos += m.gapBefore ?? 0;
-    const name = enc.encode(m.name);
+/**
+ * Builds a zip member by member: `add` returns the member's segments (local header, then its data) at increasing
+ * offsets, `finish` the central directory and end records. writeZipSparse collects them; a caller that writes them
+ * to a file as they come holds only one member in memory (scripts/synthetic-pth.ts).
+ */
+export class ZipBuilder {
+  private readonly mode: NonNullable<ZipOptions['zip64']>;
+  private readonly align: number;
+  private readonly enc = new TextEncoder();
+  private readonly central = new Bytes();
+  private count = 0;
+  /** Bytes so far (the offset of what comes next, before any gap). */
+  size = 0;
+
+  constructor(private readonly opts: ZipOptions = {}) {
+    this.mode = opts.zip64 ?? 'eocd';
+    this.align = opts.align ?? 64;
+  }
+
+  add(m: ZipInput): SparseFile['segments'] {
+    const { mode, align } = this;
+    this.size += m.gapBefore ?? 0;
+    const name = this.enc.encode(m.name);
     const crc = crc32Ref(m.data);
-    const lho = pos;
+    const lho = this.size;
     const big = mode === 'full' || m.data.length >= MAX32 || lho >= MAX32;
     // local header; torch writes sizes in a data descriptor (flag bit 3) and zeros here — we write them directly
     let pad = 0;
@@ -85,40 +97,49 @@ export function writeZipSparse(members: ZipInput[], opts: ZipOptions = {}): Spar
       .raw(name);
     if (align) local.u16(0x4246).u16(pad).raw(new Uint8Array(pad).fill(0x5a));
     const lb = local.done();
-    segments.push({ offset: pos, bytes: lb });
-    pos += lb.length;
-    segments.push({ offset: pos, bytes: m.data });
-    pos += m.data.length;
+    const segments = [{ offset: lho, bytes: lb }, { offset: lho + lb.length, bytes: m.data }];
+    this.size = lho + lb.length + m.data.length;
 
     const extra = new Bytes();
     if (big) extra.u16(0x0001).u16(24).u64(m.data.length).u64(m.data.length).u64(lho);
-    central
+    this.central
       .u32(0x02014b50).u16(45).u16(45).u16(0x0800).u16(m.method ?? 0).u16(0).u16(0)
       .u32(crc).u32(big ? MAX32 : m.data.length).u32(big ? MAX32 : m.data.length)
       .u16(name.length).u16(extra.length).u16(0).u16(0).u16(0).u32(0).u32(big ? MAX32 : lho)
       .raw(name).raw(extra.done());
+    this.count++;
+    return segments;
   }
-  const cdOffset = pos;
-  const cd = central.done();
-  segments.push({ offset: pos, bytes: cd });
-  pos += cd.length;
-  const n = members.length;
-  const need64 = mode !== 'auto' || cdOffset >= MAX32 || n >= 0xffff;
-  const tail = new Bytes();
-  if (need64) {
-    const z64At = pos;
-    tail.u32(0x06064b50).u64(44).u16(45).u16(45).u32(0).u32(0).u64(n).u64(n).u64(cd.length).u64(cdOffset);
-    tail.u32(0x07064b50).u32(0).u64(z64At).u32(1);
+
+  finish(): SparseFile['segments'] {
+    const { mode } = this;
+    const cdOffset = this.size;
+    const cd = this.central.done();
+    const n = this.count;
+    const need64 = mode !== 'auto' || cdOffset >= MAX32 || n >= 0xffff;
+    const tail = new Bytes();
+    if (need64) {
+      const z64At = cdOffset + cd.length;
+      tail.u32(0x06064b50).u64(44).u16(45).u16(45).u32(0).u32(0).u64(n).u64(n).u64(cd.length).u64(cdOffset);
+      tail.u32(0x07064b50).u32(0).u64(z64At).u32(1);
+    }
+    const sat = mode === 'full' || cdOffset >= MAX32;
+    const comment = this.enc.encode(this.opts.comment ?? '');
+    tail
+      .u32(0x06054b50).u16(0).u16(0).u16(mode === 'full' ? 0xffff : n).u16(mode === 'full' ? 0xffff : n)
+      .u32(cd.length).u32(sat ? MAX32 : cdOffset).u16(comment.length).raw(comment);
+    const tb = tail.done();
+    this.size = cdOffset + cd.length + tb.length;
+    return [{ offset: cdOffset, bytes: cd }, { offset: cdOffset + cd.length, bytes: tb }];
   }
-  const sat = mode === 'full' || cdOffset >= MAX32;
-  const comment = enc.encode(opts.comment ?? '');
-  tail
-    .u32(0x06054b50).u16(0).u16(0).u16(mode === 'full' ? 0xffff : n).u16(mode === 'full' ? 0xffff : n)
-    .u32(cd.length).u32(sat ? MAX32 : cdOffset).u16(comment.length).raw(comment);
-  const tb = tail.done();
-  segments.push({ offset: pos, bytes: tb });
-  pos += tb.length;
-  return { size: pos, segments };
+}
+
+/** Build a (possibly sparse) zip. */
+export function writeZipSparse(members: ZipInput[], opts: ZipOptions = {}): SparseFile {
+  const zip = new ZipBuilder(opts);
+  const segments = members.flatMap((m) => zip.add(m));
+  segments.push(...zip.finish());
+  return { size: zip.size, segments };
 }
 
 /** Build a contiguous zip in memory (no gaps). */

@@ -15,6 +15,7 @@ import { TEST_RWKV7, syntheticRwkv7Tensors, writeSyntheticRwkv7, type SyntheticR
 import {
   referenceModelFrom, refTensorsFrom, refGenerate, refProjectV7, refSpliceRows, V7_IMAGE_ID, type RefModel, type RefGenerateResult,
 } from '../reference/model';
+import { minTop2Gap } from '../reference/common';
 import { seededUniform } from '../../bench/synthetic';
 import type { Gpu } from '../../src/engine/gpu';
 import { openCheckpoint } from '../../src/weights/checkpoint';
@@ -61,19 +62,7 @@ async function collect(it: AsyncIterable<TokenChunk>): Promise<TokenChunk[]> {
 }
 
 /** Smallest top-2 gap over the reference's greedy steps. */
-function minMargin(r: RefGenerateResult): number {
-  let m = Infinity;
-  for (const l of r.logits) {
-    let a = -Infinity;
-    let b = -Infinity;
-    for (const x of l) {
-      if (x > a) [a, b] = [x, a];
-      else if (x > b) b = x;
-    }
-    m = Math.min(m, a - b);
-  }
-  return m;
-}
+const minMargin = (r: RefGenerateResult): number => minTop2Gap(r.logits);
 
 /** The engine's streamed chunks agree with the reference generation: ids, logits ≤ LOGIT_TOL, margins safe. */
 function expectMatchesReference(chunks: TokenChunk[], r: RefGenerateResult, what: string): number {

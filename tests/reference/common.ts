@@ -113,6 +113,25 @@ export function argmaxFirst(x: ArrayLike<number>): number {
   return best;
 }
 
+/** The largest value minus the second largest: how safe comparing two greedy (argmax) choices is. */
+export function top2Gap(x: ArrayLike<number>): number {
+  let a = -Infinity;
+  let b = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v > a) [a, b] = [v, a];
+    else if (v > b) b = v;
+  }
+  return a - b;
+}
+
+/** The smallest top2Gap over several logit vectors (e.g. every step of a greedy generation). */
+export function minTop2Gap(rows: Iterable<ArrayLike<number>>): number {
+  let m = Infinity;
+  for (const r of rows) m = Math.min(m, top2Gap(r));
+  return m;
+}
+
 /** log Σ exp(x), stable. */
 export function logSumExp(x: ArrayLike<number>): number {
   let m = -Infinity;

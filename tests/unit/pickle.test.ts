@@ -7,12 +7,12 @@ import { openCheckpoint } from '../../src/weights/checkpoint';
 import { bytesSource } from '../../src/weights/source';
 import { openZip } from '../../src/weights/zip';
 import { fixturePath } from '../helpers/fixtures';
-import { OP, PickleWriter, pthWithPickle, stateDictPickle, type TensorSpec } from '../helpers/pickle';
+import { contiguousSpec, OP, PickleWriter, pthWithPickle, stateDictPickle, type TensorSpec } from '../helpers/pickle';
 
-const spec = (storage: string, shape: number[], extra: Partial<TensorSpec> = {}): TensorSpec => {
-  const stride = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
-  return { storage, dtype: 'BF16', storageNumel: shape.reduce((a, b) => a * b, 1), offset: 0, shape, stride, ...extra };
-};
+const spec = (storage: string, shape: number[], extra: Partial<TensorSpec> = {}): TensorSpec => ({
+  ...contiguousSpec(storage, 'BF16', shape),
+  ...extra,
+});
 
 /** Assert `fn` throws exactly this error class (WeightsFormatError must not be an UnsafePickleError and vice versa). */
 function expectThrows(fn: () => unknown, cls: typeof WeightsFormatError | typeof UnsafePickleError, msg?: RegExp): Error {
