@@ -89,10 +89,11 @@ export class RwkvModel {
 
   /** Load an RWKV-6/7 checkpoint (full VisualRWKV, split `_rwkv.pth`, bare LM or a GPU-ready copy) tensor by tensor onto the GPU. */
   static async load(gpu: Gpu, ckpt: Checkpoint, opts: LoadModelOptions = {}): Promise<RwkvModel> {
-    const cfg = gpuReadyConfig(ckpt) ?? readModelConfig(ckpt); // a GPU-ready copy carries its config
-    const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort, opts.sink);
+    const ready = gpuReadyConfig(ckpt); // a GPU-ready copy carries its config and holds only what is read
+    const cfg = ready ?? readModelConfig(ckpt);
+    const reads = ready ? undefined : expectedLmTensors(cfg).map((t) => t.name);
+    const r = new TensorReader(gpu, ckpt, cfg.prefix, opts.onProgress, opts.checkAbort, opts.sink, reads);
     if (opts.maxBindingBytes !== undefined) r.maxBindingBytes = Math.min(r.maxBindingBytes, opts.maxBindingBytes);
-    if (!r.gpuReady) r.readsOnly(expectedLmTensors(cfg).map((t) => t.name)); // a GPU-ready copy holds only what is read
     r.checkFits(['emb.weight', 'head.weight']);
     try {
       const { C, V } = cfg;

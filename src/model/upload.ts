@@ -47,8 +47,8 @@ export class TensorReader {
   loaded = 0;
   /** Every GPU buffer created through this reader (the model frees them on destroy). */
   readonly buffers: GPUBuffer[] = [];
-  /** Bytes the load reads: every tensor under the prefix, or only those named by `readsOnly`. */
-  total: number;
+  /** Bytes the load reads (progress total): the `reads` tensors, or every tensor under the prefix. */
+  readonly total: number;
   /** Set when `ckpt` is a GPU-ready copy: which keys were recorded transposed and which labels are stacks. */
   readonly gpuReady: GpuReadyLayout | null;
   /**
@@ -65,22 +65,18 @@ export class TensorReader {
     readonly checkAbort?: () => void,
     /** Receives every buffer as uploaded (to write a GPU-ready copy). */
     readonly sink?: TensorSink,
+    /**
+     * The (un-prefixed) tensors the model reads, if not all under the prefix: a released RWKV-7 also carries
+     * blocks.0.att.v0/v1/v2, which must not count or the progress would never complete.
+     */
+    reads?: readonly string[],
   ) {
     let t = 0;
-    for (const [name, info] of ckpt.tensors) if (name.startsWith(prefix)) t += info.byteLength;
+    if (reads) for (const k of reads) t += ckpt.tensors.get(prefix + k)?.byteLength ?? 0;
+    else for (const [name, info] of ckpt.tensors) if (name.startsWith(prefix)) t += info.byteLength;
     this.total = t;
     this.gpuReady = readGpuReadyLayout(ckpt);
     this.maxBindingBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  }
-
-  /**
-   * Count only these (un-prefixed) tensors in `total`: what the model reads. Without it, a file carrying tensors the
-   * model ignores (a released RWKV-7's blocks.0.att.v0/v1/v2) would never report its progress as complete.
-   */
-  readsOnly(keys: readonly string[]): void {
-    let t = 0;
-    for (const k of keys) t += this.ckpt.tensors.get(this.prefix + k)?.byteLength ?? 0;
-    this.total = t;
   }
 
   /**
