@@ -127,10 +127,6 @@ function show(el: HTMLElement, state: string, text: string): void {
   el.textContent = text;
 }
 
-function errorText(e: unknown): string {
-  return errorSentence(e);
-}
-
 function isAbort(e: unknown): boolean {
   return (e as DOMException)?.name === 'AbortError';
 }
@@ -238,7 +234,7 @@ async function openStore(): Promise<void> {
   try {
     store = await ModelStore.open();
   } catch (e) {
-    ui.modelNote.textContent = `Models cannot be stored on this device (${errorText(e)}): they are read from their URL on every visit.`;
+    ui.modelNote.textContent = `Models cannot be stored on this device (${errorSentence(e)}): they are read from their URL on every visit.`;
     return;
   }
   store.subscribe((e) => {
@@ -408,7 +404,7 @@ async function load(model: SourceChoice, encoder: SourceChoice | null, typed: { 
         const rec = await loaded.copy.finish(next.info.config);
         note = `Kept a GPU-ready copy (${formatBytes(rec.bytes)}): the next load of ${name} skips the conversion.`;
       } catch (e) {
-        note = `No GPU-ready copy was kept: ${errorText(e)}`;
+        note = `No GPU-ready copy was kept: ${errorSentence(e)}`;
       }
     }
     ui.engine.dataset.source = loaded.fromCopy ? 'gpu-ready' : 'original';
@@ -426,7 +422,7 @@ async function load(model: SourceChoice, encoder: SourceChoice | null, typed: { 
       show(ui.engine, 'paused', 'Download paused: the part downloaded so far is kept. Press Load to continue where it stopped.');
     } else {
       console.warn('loading failed:', e);
-      show(ui.engine, 'error', `Could not load the model: ${errorText(e)}`);
+      show(ui.engine, 'error', `Could not load the model: ${errorSentence(e)}`);
     }
   } finally {
     loading = false;
@@ -479,7 +475,7 @@ ui.loadForm.addEventListener('submit', (e) => {
     model = formChoice(ui.modelCatalog, ui.modelUrl, ui.modelFile);
     encoder = formChoice(ui.encoderCatalog, ui.encoderUrl, ui.encoderFile);
   } catch (err) {
-    show(ui.engine, 'idle', errorText(err));
+    show(ui.engine, 'idle', errorSentence(err));
     return;
   }
   if (!model.choice) {
@@ -581,12 +577,12 @@ async function run(engine: VisualRwkv, r: AssistantMessage, req: ChatRequest, im
     chat.turns++;
   } catch (e) {
     console.warn('generation failed:', e);
-    r.fail(`${errorText(e)} The next message starts a new conversation.`);
+    r.fail(`${errorSentence(e)} The next message starts a new conversation.`);
     chat.turns = 0;
     chat.image = null;
     if (e instanceof DeviceLostError) {
       vr = null;
-      show(ui.engine, 'error', `The GPU device was lost: load the model again. (${errorText(e)})`);
+      show(ui.engine, 'error', `The GPU device was lost: load the model again. (${errorSentence(e)})`);
       void engine.dispose().catch(() => undefined);
     }
   }
@@ -676,7 +672,7 @@ async function start(): Promise<void> {
       const encoder = preEncoder ? choiceFromValue(preEncoder, document.baseURI, storedIds) : null;
       void load(model, encoder, { model: catalogEntry(preModel) ? null : preModel, encoder: preEncoder && !catalogEntry(preEncoder) ? preEncoder : null });
     } catch (e) {
-      show(ui.engine, 'error', `Could not load the model: ${errorText(e)}`);
+      show(ui.engine, 'error', `Could not load the model: ${errorSentence(e)}`);
     }
   }
 }

@@ -14,7 +14,6 @@ export const WEBGPU_HELP =
   'On Linux, start Chrome/Chromium with --enable-unsafe-webgpu --enable-features=Vulkan ' +
   '(or turn on chrome://flags/#enable-unsafe-webgpu); also update your GPU driver, since blocklisted GPUs get no adapter.';
 
-
 /** The outcome of looking for WebGPU on this page. */
 export type WebGpuCheck =
   | { ok: true; gpu: Gpu; name: string; features: string }

@@ -59,8 +59,6 @@ const DEFAULT_MAX_TOKENS = 512;
 /** In Node (no DOM) the module still imports: the class then extends a stand-in and is never registered. */
 const Base: typeof HTMLElement = typeof HTMLElement === 'undefined' ? (class {} as unknown as typeof HTMLElement) : HTMLElement;
 
-const messageOf = errorSentence;
-
 function number(raw: string | null, min: number, max: number, fallback: number, integer = false): number {
   if (raw === null || raw.trim() === '') return fallback;
   const v = Number(raw);
@@ -276,8 +274,8 @@ export class VisualRwkvChat extends Base {
       if (id === this.loadId) {
         this.ui.progress.hidden = true;
         const unavailable = e instanceof WebGPUUnavailableError;
-        this.setState(unavailable ? 'unavailable' : 'error', `Could not load the model: ${messageOf(e)}`);
-        this.emit('error', { error: e, message: messageOf(e) });
+        this.setState(unavailable ? 'unavailable' : 'error', `Could not load the model: ${errorSentence(e)}`);
+        this.emit('error', { error: e, message: errorSentence(e) });
       }
       throw e;
     } finally {
@@ -367,9 +365,9 @@ export class VisualRwkvChat extends Base {
       this.emit('done', { reason: done, text, tokens });
       return text;
     } catch (e) {
-      r.fail(`${messageOf(e)} The next message starts a new conversation.`);
+      r.fail(`${errorSentence(e)} The next message starts a new conversation.`);
       this.chat = { turns: 0, image: null };
-      this.emit('error', { error: e, message: messageOf(e) });
+      this.emit('error', { error: e, message: errorSentence(e) });
       this.emit('done', { reason: 'error', text, tokens });
       throw e;
     }
