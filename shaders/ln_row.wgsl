@@ -3,20 +3,9 @@
 // μ_d = mean(d), σ² = mean((d − μ_d)²); each thread keeps its pairs c = lid + i·WG (i < PAIRS) in registers, so the
 // row is read once.
 // The includer provides: `x` and `weight`, `bias` as array<vec2<f32>>; `p.C` (even) and `p.eps`; `override WG`
-// (a power of two); `const PAIRS`; and `var<workgroup> red: array<f32, ≥ WG>`.
+// (a power of two); `const PAIRS`; and `var<workgroup> red: array<f32, ≥ WG>` (for wg_sum).
 
-// Sum of v over the workgroup (tree reduction; every thread gets the total).
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is reused by the next call
-  return total;
-}
+#include "wg_sum"
 
 // LN of x row `row`, this thread's pairs (zero past C). Must be called in workgroup-uniform control flow.
 fn ln_row(row: u32, lid: u32) -> array<vec2<f32>, PAIRS> {

@@ -71,16 +71,7 @@ const KK_EPS: f32 = 1e-12;
 
 var<workgroup> red: array<f32, WG>;
 
-// Sum of v over the workgroup (tree reduction; every thread gets the total).
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
+#include "wg_sum"
 
 @compute @workgroup_size(WG)
 fn prep_k(

@@ -1,6 +1,7 @@
 /**
  * A tiny WGSL preprocessor for type/variant defines (numbers go through `override` constants instead).
- *   #include "common"      → the text of shaders/common.wgsl (from the INCLUDES table: common, ln_row, matmul_tile, matmul_rowgroup)
+ *   #include "common"      → the text of shaders/common.wgsl (from the INCLUDES table: common, ln_row, matmul_tile,
+ *                            matmul_rowgroup, wg_sum)
  *   #if NAME / #ifdef NAME, #ifndef NAME, #else, #endif  (nestable; NAME is true when defined and not false/0)
  *   Any whole-word occurrence of a define key whose value is a string is replaced by that string.
  */
@@ -8,10 +9,11 @@ import common from '../../shaders/common.wgsl?raw';
 import ln_row from '../../shaders/ln_row.wgsl?raw';
 import matmul_rowgroup from '../../shaders/matmul_rowgroup.wgsl?raw';
 import matmul_tile from '../../shaders/matmul_tile.wgsl?raw';
+import wg_sum from '../../shaders/wg_sum.wgsl?raw';
 
 export type Defines = Record<string, string | boolean | number>;
 
-const INCLUDES: Record<string, string> = { common, ln_row, matmul_rowgroup, matmul_tile };
+const INCLUDES: Record<string, string> = { common, ln_row, matmul_rowgroup, matmul_tile, wg_sum };
 
 export function preprocess(code: string, defines: Defines = {}): string {
   const out: string[] = [];
